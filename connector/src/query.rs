@@ -1,0 +1,47 @@
+//! Query requests and result streams (WIT `query-request`, `result-stream`).
+
+use async_trait::async_trait;
+use serde::Serialize;
+
+use crate::error::Result;
+use crate::value::{CommonType, Value};
+
+/// A query to run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct QueryRequest {
+    /// The statement, in the engine's language.
+    pub sql: String,
+    /// Positional parameters.
+    pub params: Vec<Value>,
+    /// Deadline enforced on the server, in milliseconds.
+    pub timeout_ms: Option<u32>,
+}
+
+/// A result column.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ColumnMeta {
+    /// Column name as the engine labels it.
+    pub name: String,
+    /// The engine's type name.
+    #[serde(rename = "type")]
+    pub data_type: String,
+    /// The type in the common vocabulary.
+    pub common_type: CommonType,
+}
+
+/// One result row, in column order.
+pub type Row = Vec<Value>;
+
+/// A running query's result: columns first, then rows pulled batch by batch, so that no
+/// result is held whole. Dropping the stream stops the query on the server.
+#[async_trait]
+pub trait ResultStream: Send {
+    /// The result's columns; known before the first row.
+    fn columns(&self) -> &[ColumnMeta];
+
+    /// Up to `max_rows` more rows; `None` once the result is exhausted.
+    async fn next_batch(&mut self, max_rows: usize) -> Result<Option<Vec<Row>>>;
+
+    /// Rows affected by a statement that changes data; known once the stream is exhausted.
+    fn rows_affected(&self) -> Option<u64>;
+}

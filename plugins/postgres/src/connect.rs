@@ -1,0 +1,213 @@
+//! From a connection's configuration to sqlx connect options and a bounded pool.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use plugboard_connector::{ConnectionConfig, Error, Result};
+use serde::Deserialize;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgSslMode};
+use sqlx::{ConnectOptions, PgPool};
+
+/// The options this plugin understands; any other key is a configuration error, so a typo
+/// (`sslmod`) is reported instead of silently ignored.
+pub(crate) const KNOWN_OPTIONS: &[&str] = &[
+    "sslmode",
+    "sslrootcert",
+    "application_name",
+    "connect_timeout_ms",
+    "pool",
+];
+
+pub(crate) const DEFAULT_PORT: u16 = 5432;
+
+/// `options.pool`: bounded by default so one connection cannot exhaust its target.
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct PoolSettings {
+    pub max_size: u32,
+    pub acquire_timeout_ms: u64,
+    pub idle_timeout_s: u64,
+    pub max_lifetime_s: u64,
+}
+
+impl Default for PoolSettings {
+    fn default() -> Self {
+        PoolSettings {
+            max_size: 5,
+            acquire_timeout_ms: 10_000,
+            idle_timeout_s: 300,
+            max_lifetime_s: 3_600,
+        }
+    }
+}
+
+/// Everything a session needs to connect, checked once when the session opens.
+#[derive(Debug, Clone)]
+pub(crate) struct Target {
+    pub options: PgConnectOptions,
+    pub pool: PoolSettings,
+    pub connect_timeout: Duration,
+    /// `host:port`, for messages; never the password.
+    pub address: String,
+}
+
+impl Target {
+    pub(crate) fn from_config(config: &ConnectionConfig) -> Result<Target> {
+        if let Some(unknown) = config
+            .options
+            .keys()
+            .find(|k| !KNOWN_OPTIONS.contains(&k.as_str()))
+        {
+            return Err(Error::Configuration(format!(
+                "unknown option `{unknown}` for postgres; known options: {}",
+                KNOWN_OPTIONS.join(", ")
+            )));
+        }
+        let host = config
+            .host
+            .as_deref()
+            .filter(|h| !h.is_empty())
+            .ok_or_else(|| Error::Configuration("postgres needs a host".into()))?;
+        let username = config
+            .username
+            .as_deref()
+            .filter(|u| !u.is_empty())
+            .ok_or_else(|| Error::Configuration("postgres needs a username".into()))?;
+        let port = config.port.unwrap_or(DEFAULT_PORT);
+
+        let mut options = PgConnectOptions::new_without_pgpass()
+            .host(host)
+            .port(port)
+            .username(username)
+            .application_name(text_option(config, "application_name")?.unwrap_or("plugboard"))
+            // A statement's text may hold a secret (`ALTER ROLE .. PASSWORD '..'`): sqlx must
+            // not log it. Plugboard decides what of a query is recorded.
+            .disable_statement_logging();
+        if let Some(db) = config.database.as_deref().filter(|d| !d.is_empty()) {
+            options = options.database(db);
+        }
+        if let Some(password) = &config.password {
+            options = options.password(password.expose());
+        }
+        if let Some(mode) = text_option(config, "sslmode")? {
+            let mode = PgSslMode::from_str(mode).map_err(|_| {
+                Error::Configuration(format!(
+                    "sslmode `{mode}` is not one of disable, allow, prefer, require, verify-ca, \
+                     verify-full"
+                ))
+            })?;
+            options = options.ssl_mode(mode);
+        }
+        if let Some(path) = text_option(config, "sslrootcert")? {
+            options = options.ssl_root_cert(path);
+        }
+
+        let connect_timeout = match config.options.get("connect_timeout_ms") {
+            None => Duration::from_secs(10),
+            Some(v) => Duration::from_millis(
+                v.as_u64()
+                    .filter(|ms| (1..=600_000).contains(ms))
+                    .ok_or_else(|| {
+                        Error::Configuration(
+                            "connect_timeout_ms must be an integer from 1 to 600000".into(),
+                        )
+                    })?,
+            ),
+        };
+        let pool = match config.options.get("pool") {
+            None => PoolSettings::default(),
+            Some(v) => PoolSettings::deserialize(v)
+                .map_err(|e| Error::Configuration(format!("options.pool: {e}")))?,
+        };
+        if !(1..=1000).contains(&pool.max_size) {
+            return Err(Error::Configuration(
+                "options.pool.max_size must be from 1 to 1000".into(),
+            ));
+        }
+        if pool.acquire_timeout_ms == 0 {
+            return Err(Error::Configuration(
+                "options.pool.acquire_timeout_ms must be positive".into(),
+            ));
+        }
+        Ok(Target {
+            options,
+            pool,
+            connect_timeout,
+            address: format!("{host}:{port}"),
+        })
+    }
+
+    /// A pool that connects on first use, so opening a session costs no round trip.
+    pub(crate) fn lazy_pool(&self) -> PgPool {
+        let zero_is_none = |s: u64| (s > 0).then(|| Duration::from_secs(s));
+        PgPoolOptions::new()
+            .max_connections(self.pool.max_size)
+            .min_connections(0)
+            .acquire_timeout(Duration::from_millis(self.pool.acquire_timeout_ms))
+            .idle_timeout(zero_is_none(self.pool.idle_timeout_s))
+            .max_lifetime(zero_is_none(self.pool.max_lifetime_s))
+            .connect_lazy_with(self.options.clone())
+    }
+}
+
+fn text_option<'a>(config: &'a ConnectionConfig, name: &str) -> Result<Option<&'a str>> {
+    match config.options.get(name) {
+        None | Some(serde_json::Value::Null) => Ok(None),
+        Some(serde_json::Value::String(s)) => Ok(Some(s)),
+        Some(_) => Err(Error::Configuration(format!(
+            "option `{name}` must be a string"
+        ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn config(options: serde_json::Value) -> ConnectionConfig {
+        ConnectionConfig {
+            engine: "postgres".into(),
+            host: Some("db.internal".into()),
+            port: None,
+            database: Some("app".into()),
+            username: Some("app".into()),
+            password: None,
+            options: options.as_object().unwrap().clone(),
+        }
+    }
+
+    #[test]
+    fn defaults_are_bounded() {
+        let t = Target::from_config(&config(json!({}))).unwrap();
+        assert_eq!(t.pool, PoolSettings::default());
+        assert_eq!(t.pool.max_size, 5);
+        assert_eq!(t.address, "db.internal:5432");
+    }
+
+    #[test]
+    fn pool_settings_are_read_and_checked() {
+        let t = Target::from_config(&config(json!({"pool": {"max_size": 2, "idle_timeout_s": 0}})))
+            .unwrap();
+        assert_eq!(t.pool.max_size, 2);
+        assert_eq!(t.pool.idle_timeout_s, 0);
+        let err = Target::from_config(&config(json!({"pool": {"max_size": 0}}))).unwrap_err();
+        assert!(matches!(err, Error::Configuration(m) if m.contains("max_size")));
+        let err = Target::from_config(&config(json!({"pool": {"max": 3}}))).unwrap_err();
+        assert!(matches!(err, Error::Configuration(m) if m.contains("unknown field `max`")));
+    }
+
+    #[test]
+    fn typos_and_bad_values_are_configuration_errors() {
+        let err = Target::from_config(&config(json!({"sslmod": "require"}))).unwrap_err();
+        assert!(matches!(err, Error::Configuration(m) if m.contains("`sslmod`")));
+        let err = Target::from_config(&config(json!({"sslmode": "sometimes"}))).unwrap_err();
+        assert!(matches!(err, Error::Configuration(m) if m.contains("sometimes")));
+        let mut no_host = config(json!({}));
+        no_host.host = None;
+        assert!(matches!(
+            Target::from_config(&no_host),
+            Err(Error::Configuration(_))
+        ));
+    }
+}

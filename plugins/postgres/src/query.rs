@@ -1,0 +1,271 @@
+//! Running a query as a stream of row batches.
+//!
+//! The statement is prepared first (cached per connection, so a repeated query costs no
+//! extra round trip): that yields the result's columns before any row arrives, and the
+//! parameter types the server inferred, which the JSON parameters are encoded to. A task
+//! then owns the pooled connection and feeds decoded batches into a small bounded channel,
+//! so however large the result, only a few batches are in memory. If the consumer goes away
+//! before the end, the task drops the connection instead of returning it to the pool: the
+//! server sees the socket close and stops the query, rather than Plugboard reading the rest
+//! of a large result only to throw it away.
+
+use async_trait::async_trait;
+use futures_util::StreamExt as _;
+use plugboard_connector::{ColumnMeta, Error, QueryRequest, Result, ResultStream, Row, Value};
+use sqlx::postgres::{PgArgumentBuffer, PgArguments, PgTypeInfo, PgTypeKind};
+use sqlx::{Arguments as _, Column as _, Either, Executor as _, PgPool, Row as _, Statement as _, TypeInfo as _, ValueRef as _};
+use tokio::sync::mpsc;
+
+use crate::error;
+use crate::types::{self, ParamType};
+
+/// Rows decoded per message from the producing task; with [`CHANNEL_BATCHES`] this bounds
+/// what one query holds in memory.
+const BATCH_ROWS: usize = 256;
+const CHANNEL_BATCHES: usize = 2;
+
+/// How a column is decoded, worked out once per query rather than per value.
+#[derive(Debug, Clone, Copy)]
+struct Decoder {
+    oid: u32,
+    is_array: bool,
+}
+
+enum Message {
+    Rows(Vec<Row>),
+    Done { rows_affected: u64 },
+    Failed(Error),
+}
+
+/// Sets the statement timeout for everything the connection runs next; `0` disables it.
+pub(crate) async fn set_statement_timeout(
+    conn: &mut sqlx::PgConnection,
+    timeout_ms: u32,
+) -> Result<()> {
+    sqlx::query("SELECT set_config('statement_timeout', $1, false)")
+        .bind(format!("{timeout_ms}ms"))
+        .execute(conn)
+        .await
+        .map(drop)
+        .map_err(|e| error::map(e, "setting the statement timeout"))
+}
+
+pub(crate) async fn start(pool: &PgPool, request: QueryRequest) -> Result<Box<dyn ResultStream>> {
+    let mut conn = pool
+        .acquire()
+        .await
+        .map_err(|e| error::map(e, "acquiring a connection"))?;
+    set_statement_timeout(&mut conn, request.timeout_ms.unwrap_or(0)).await?;
+
+    let statement = (&mut *conn)
+        .prepare(&request.sql)
+        .await
+        .map_err(|e| error::map(e, "preparing the query"))?;
+    let mut columns = Vec::with_capacity(statement.columns().len());
+    let mut decoders = Vec::with_capacity(statement.columns().len());
+    for column in statement.columns() {
+        let ty = column.type_info();
+        let (oid, category) = type_identity(ty);
+        columns.push(ColumnMeta {
+            name: column.name().to_owned(),
+            data_type: ty.name().to_ascii_lowercase(),
+            common_type: types::common_type(oid, category),
+        });
+        decoders.push(Decoder {
+            oid,
+            is_array: category == Some('A'),
+        });
+    }
+    let param_types: Vec<ParamType> = match statement.parameters() {
+        Some(Either::Left(types)) => types
+            .iter()
+            .map(|t| ParamType {
+                oid: type_identity(t).0,
+                element: match t.kind() {
+                    PgTypeKind::Array(element) => Some(type_identity(element).0),
+                    _ => None,
+                },
+            })
+            .collect(),
+        Some(Either::Right(n)) => vec![ParamType { oid: types::oid::TEXT, element: None }; n],
+        None => Vec::new(),
+    };
+    if param_types.len() != request.params.len() {
+        return Err(Error::InvalidInput(format!(
+            "the query takes {} parameter(s) ($1..${}), {} given",
+            param_types.len(),
+            param_types.len(),
+            request.params.len()
+        )));
+    }
+    let mut arguments = PgArguments::default();
+    for (i, (ty, value)) in param_types.iter().zip(&request.params).enumerate() {
+        let bytes = types::encode(*ty, value)
+            .map_err(|e| Error::InvalidInput(format!("parameter ${}: {e}", i + 1)))?;
+        arguments
+            .add(RawParam { oid: ty.oid, bytes })
+            .map_err(|e| Error::InvalidInput(format!("parameter ${}: {e}", i + 1)))?;
+    }
+
+    let (tx, rx) = mpsc::channel(CHANNEL_BATCHES);
+    let sql = request.sql;
+    let column_names: Vec<String> = columns.iter().map(|c| c.name.clone()).collect();
+    tokio::spawn(async move {
+        let outcome = {
+            let mut rows = (&mut *conn).fetch_many(sqlx::query_with(&sql, arguments));
+            let mut batch = Vec::with_capacity(BATCH_ROWS);
+            let mut rows_affected = 0;
+            loop {
+                match rows.next().await {
+                    None => break Some(Message::Done { rows_affected }),
+                    Some(Err(e)) => break Some(Message::Failed(error::map(e, "running the query"))),
+                    Some(Ok(Either::Left(done))) => rows_affected += done.rows_affected(),
+                    Some(Ok(Either::Right(row))) => match decode_row(&row, &decoders, &column_names) {
+                        Ok(decoded) => batch.push(decoded),
+                        Err(e) => break Some(Message::Failed(e)),
+                    },
+                }
+                if batch.len() == BATCH_ROWS {
+                    let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH_ROWS));
+                    if tx.send(Message::Rows(full)).await.is_err() {
+                        break None; // the consumer is gone
+                    }
+                }
+            }
+            .map(|last| (batch, last))
+        };
+        let finished = match outcome {
+            Some((batch, last)) => {
+                let ok = matches!(last, Message::Done { .. });
+                (batch.is_empty() || tx.send(Message::Rows(batch)).await.is_ok())
+                    && tx.send(last).await.is_ok()
+                    && ok
+            }
+            None => false,
+        };
+        if !finished {
+            // Mid-result or failed: do not hand a connection with unread rows (or in an
+            // unknown state) back to the pool. Closing the socket stops the server's work.
+            drop(conn.detach());
+        }
+    });
+
+    Ok(Box::new(PgResultStream {
+        columns,
+        rx,
+        pending: Vec::new(),
+        rows_affected: None,
+        done: false,
+    }))
+}
+
+/// A type's OID and `typcategory`-style class: `A` for arrays, `E` for enums.
+fn type_identity(ty: &PgTypeInfo) -> (u32, Option<char>) {
+    let oid = ty.oid().map(|o| o.0).unwrap_or(0);
+    let category = match ty.kind() {
+        PgTypeKind::Array(_) => Some('A'),
+        PgTypeKind::Enum(_) => Some('E'),
+        _ => None,
+    };
+    (oid, category)
+}
+
+fn decode_row(row: &sqlx::postgres::PgRow, decoders: &[Decoder], names: &[String]) -> Result<Row> {
+    decoders
+        .iter()
+        .enumerate()
+        .map(|(i, d)| {
+            let raw = row
+                .try_get_raw(i)
+                .map_err(|e| error::map(e, "reading a row"))?;
+            if raw.is_null() {
+                return Ok(Value::Null);
+            }
+            let bytes = raw
+                .as_bytes()
+                .map_err(|e| Error::Unsupported(format!("column {}: {e}", names[i])))?;
+            types::decode(d.oid, d.is_array, bytes)
+                .map_err(|e| Error::Unsupported(format!("column {}: {e}", names[i])))
+        })
+        .collect()
+}
+
+/// A parameter already encoded in the binary form of its server-inferred type.
+struct RawParam {
+    oid: u32,
+    bytes: Option<Vec<u8>>,
+}
+
+impl sqlx::Type<sqlx::Postgres> for RawParam {
+    fn type_info() -> PgTypeInfo {
+        PgTypeInfo::with_oid(sqlx::postgres::types::Oid(types::oid::UNKNOWN))
+    }
+}
+
+impl sqlx::Encode<'_, sqlx::Postgres> for RawParam {
+    fn encode_by_ref(
+        &self,
+        buf: &mut PgArgumentBuffer,
+    ) -> std::result::Result<sqlx::encode::IsNull, sqlx::error::BoxDynError> {
+        match &self.bytes {
+            None => Ok(sqlx::encode::IsNull::Yes),
+            Some(bytes) => {
+                buf.extend_from_slice(bytes);
+                Ok(sqlx::encode::IsNull::No)
+            }
+        }
+    }
+
+    fn produces(&self) -> Option<PgTypeInfo> {
+        Some(PgTypeInfo::with_oid(sqlx::postgres::types::Oid(self.oid)))
+    }
+}
+
+struct PgResultStream {
+    columns: Vec<ColumnMeta>,
+    rx: mpsc::Receiver<Message>,
+    /// Rows received but not yet handed out, when a batch was larger than asked for.
+    pending: Vec<Row>,
+    rows_affected: Option<u64>,
+    done: bool,
+}
+
+#[async_trait]
+impl ResultStream for PgResultStream {
+    fn columns(&self) -> &[ColumnMeta] {
+        &self.columns
+    }
+
+    async fn next_batch(&mut self, max_rows: usize) -> Result<Option<Vec<Row>>> {
+        let max_rows = max_rows.max(1);
+        while self.pending.is_empty() && !self.done {
+            match self.rx.recv().await {
+                Some(Message::Rows(rows)) => self.pending = rows,
+                Some(Message::Done { rows_affected }) => {
+                    self.rows_affected = Some(rows_affected);
+                    self.done = true;
+                }
+                Some(Message::Failed(e)) => {
+                    self.done = true;
+                    return Err(e);
+                }
+                None => {
+                    self.done = true;
+                    return Err(Error::Connection("the query's connection ended early".into()));
+                }
+            }
+        }
+        if self.pending.is_empty() {
+            return Ok(None);
+        }
+        if self.pending.len() <= max_rows {
+            return Ok(Some(std::mem::take(&mut self.pending)));
+        }
+        let rest = self.pending.split_off(max_rows);
+        Ok(Some(std::mem::replace(&mut self.pending, rest)))
+    }
+
+    fn rows_affected(&self) -> Option<u64> {
+        self.rows_affected
+    }
+}

@@ -96,7 +96,12 @@ fn vocabularies_match_the_rust_enums() {
         assert_eq!(names(serde_json::to_value(rust).unwrap()), wit_name);
     }
     let include = serde_json::to_value(crate::IntrospectInclude::default()).unwrap();
-    let rust_flags: Vec<String> = include.as_object().unwrap().keys().map(|k| kebab(k)).collect();
+    let rust_flags: Vec<String> = include
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(|k| kebab(k))
+        .collect();
     let mut wit_flags = cases(&resolve, package, "introspect-include");
     let mut rust_sorted = rust_flags.clone();
     wit_flags.sort();

@@ -187,8 +187,10 @@ mod tests {
 
     #[test]
     fn pool_settings_are_read_and_checked() {
-        let t = Target::from_config(&config(json!({"pool": {"max_size": 2, "idle_timeout_s": 0}})))
-            .unwrap();
+        let t = Target::from_config(&config(
+            json!({"pool": {"max_size": 2, "idle_timeout_s": 0}}),
+        ))
+        .unwrap();
         assert_eq!(t.pool.max_size, 2);
         assert_eq!(t.pool.idle_timeout_s, 0);
         let err = Target::from_config(&config(json!({"pool": {"max_size": 0}}))).unwrap_err();

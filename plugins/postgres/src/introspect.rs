@@ -146,14 +146,20 @@ fn fk_action(code: &str) -> String {
     .to_owned()
 }
 
-pub(crate) async fn introspect(pool: &PgPool, options: &IntrospectOptions) -> Result<Vec<SchemaInfo>> {
+pub(crate) async fn introspect(
+    pool: &PgPool,
+    options: &IntrospectOptions,
+) -> Result<Vec<SchemaInfo>> {
     let map = |e| error::map(e, "reading the catalog");
     let mut tx = pool.begin().await.map_err(map)?;
     sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
         .execute(&mut *tx)
         .await
         .map_err(map)?;
-    sqlx::query(INTROSPECT_TIMEOUT).execute(&mut *tx).await.map_err(map)?;
+    sqlx::query(INTROSPECT_TIMEOUT)
+        .execute(&mut *tx)
+        .await
+        .map_err(map)?;
 
     let include = options.include;
     macro_rules! fetch {
@@ -187,15 +193,23 @@ pub(crate) async fn introspect(pool: &PgPool, options: &IntrospectOptions) -> Re
                 && reltuples >= 0.0
                 && !matches!(kind, TableKind::View))
             .then_some(reltuples as i64),
-            comment: if include.comments { row.try_get("comment").map_err(map)? } else { None },
+            comment: if include.comments {
+                row.try_get("comment").map_err(map)?
+            } else {
+                None
+            },
         };
-        schemas.entry(schema).or_default().insert(table.name.clone(), table);
+        schemas
+            .entry(schema)
+            .or_default()
+            .insert(table.name.clone(), table);
     }
-
 
     if include.columns {
         for row in fetch!(COLUMNS_SQL) {
-            let Some(t) = lookup(&mut schemas, &row)? else { continue };
+            let Some(t) = lookup(&mut schemas, &row)? else {
+                continue;
+            };
             let category: Option<String> = row.try_get("category").map_err(map)?;
             let base_oid: i64 = row.try_get("base_oid").map_err(map)?;
             t.columns.push(ColumnInfo {
@@ -209,14 +223,20 @@ pub(crate) async fn introspect(pool: &PgPool, options: &IntrospectOptions) -> Re
                 nullable: row.try_get("nullable").map_err(map)?,
                 default: row.try_get("default_expr").map_err(map)?,
                 primary_key: row.try_get("primary_key").map_err(map)?,
-                comment: if include.comments { row.try_get("comment").map_err(map)? } else { None },
+                comment: if include.comments {
+                    row.try_get("comment").map_err(map)?
+                } else {
+                    None
+                },
                 stats: None,
             });
         }
     }
     if include.indexes {
         for row in fetch!(INDEXES_SQL) {
-            let Some(t) = lookup(&mut schemas, &row)? else { continue };
+            let Some(t) = lookup(&mut schemas, &row)? else {
+                continue;
+            };
             t.indexes.push(IndexInfo {
                 name: row.try_get("name").map_err(map)?,
                 columns: row.try_get("columns").map_err(map)?,
@@ -229,7 +249,9 @@ pub(crate) async fn introspect(pool: &PgPool, options: &IntrospectOptions) -> Re
     }
     if include.foreign_keys {
         for row in fetch!(FOREIGN_KEYS_SQL) {
-            let Some(t) = lookup(&mut schemas, &row)? else { continue };
+            let Some(t) = lookup(&mut schemas, &row)? else {
+                continue;
+            };
             t.foreign_keys.push(ForeignKeyInfo {
                 name: row.try_get("name").map_err(map)?,
                 columns: row.try_get("columns").map_err(map)?,

@@ -13,7 +13,10 @@ use async_trait::async_trait;
 use futures_util::StreamExt as _;
 use plugboard_connector::{ColumnMeta, Error, QueryRequest, Result, ResultStream, Row, Value};
 use sqlx::postgres::{PgArgumentBuffer, PgArguments, PgTypeInfo, PgTypeKind};
-use sqlx::{Arguments as _, Column as _, Either, Executor as _, PgPool, Row as _, Statement as _, TypeInfo as _, ValueRef as _};
+use sqlx::{
+    Arguments as _, Column as _, Either, Executor as _, PgPool, Row as _, Statement as _,
+    TypeInfo as _, ValueRef as _,
+};
 use tokio::sync::mpsc;
 
 use crate::error;
@@ -87,7 +90,13 @@ pub(crate) async fn start(pool: &PgPool, request: QueryRequest) -> Result<Box<dy
                 },
             })
             .collect(),
-        Some(Either::Right(n)) => vec![ParamType { oid: types::oid::TEXT, element: None }; n],
+        Some(Either::Right(n)) => vec![
+            ParamType {
+                oid: types::oid::TEXT,
+                element: None
+            };
+            n
+        ],
         None => Vec::new(),
     };
     if param_types.len() != request.params.len() {
@@ -118,12 +127,16 @@ pub(crate) async fn start(pool: &PgPool, request: QueryRequest) -> Result<Box<dy
             loop {
                 match rows.next().await {
                     None => break Some(Message::Done { rows_affected }),
-                    Some(Err(e)) => break Some(Message::Failed(error::map(e, "running the query"))),
+                    Some(Err(e)) => {
+                        break Some(Message::Failed(error::map(e, "running the query")));
+                    }
                     Some(Ok(Either::Left(done))) => rows_affected += done.rows_affected(),
-                    Some(Ok(Either::Right(row))) => match decode_row(&row, &decoders, &column_names) {
-                        Ok(decoded) => batch.push(decoded),
-                        Err(e) => break Some(Message::Failed(e)),
-                    },
+                    Some(Ok(Either::Right(row))) => {
+                        match decode_row(&row, &decoders, &column_names) {
+                            Ok(decoded) => batch.push(decoded),
+                            Err(e) => break Some(Message::Failed(e)),
+                        }
+                    }
                 }
                 if batch.len() == BATCH_ROWS {
                     let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH_ROWS));
@@ -251,7 +264,9 @@ impl ResultStream for PgResultStream {
                 }
                 None => {
                     self.done = true;
-                    return Err(Error::Connection("the query's connection ended early".into()));
+                    return Err(Error::Connection(
+                        "the query's connection ended early".into(),
+                    ));
                 }
             }
         }

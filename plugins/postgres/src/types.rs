@@ -85,7 +85,10 @@ struct Reader<'a>(&'a [u8]);
 impl<'a> Reader<'a> {
     fn take(&mut self, n: usize) -> Result<&'a [u8], String> {
         if self.0.len() < n {
-            return Err(format!("value truncated: wanted {n} bytes, {} left", self.0.len()));
+            return Err(format!(
+                "value truncated: wanted {n} bytes, {} left",
+                self.0.len()
+            ));
         }
         let (head, tail) = self.0.split_at(n);
         self.0 = tail;
@@ -156,7 +159,11 @@ pub(crate) fn decode(type_oid: u32, is_array: bool, bytes: &[u8]) -> Result<Valu
         oid::TIMETZ => {
             let micros = r.i64()?;
             let west_seconds = r.i32()?;
-            Value::Time(format!("{}{}", format_time(micros), format_offset(-west_seconds)))
+            Value::Time(format!(
+                "{}{}",
+                format_time(micros),
+                format_offset(-west_seconds)
+            ))
         }
         oid::TIMESTAMP => Value::Timestamp(decode_timestamp(r.i64()?, false)),
         oid::TIMESTAMPTZ => Value::Timestamp(decode_timestamp(r.i64()?, true)),
@@ -179,12 +186,22 @@ pub(crate) fn decode(type_oid: u32, is_array: bool, bytes: &[u8]) -> Result<Valu
             let bits = r.0;
             Value::Text(
                 (0..len)
-                    .map(|i| if bits[i / 8] & (0x80 >> (i % 8)) != 0 { '1' } else { '0' })
+                    .map(|i| {
+                        if bits[i / 8] & (0x80 >> (i % 8)) != 0 {
+                            '1'
+                        } else {
+                            '0'
+                        }
+                    })
                     .collect(),
             )
         }
         _ => match std::str::from_utf8(bytes) {
-            Ok(s) if !s.chars().any(|c| c.is_control() && !matches!(c, '\t' | '\n' | '\r')) => {
+            Ok(s)
+                if !s
+                    .chars()
+                    .any(|c| c.is_control() && !matches!(c, '\t' | '\n' | '\r')) =>
+            {
                 Value::Text(s.to_owned())
             }
             _ => Value::Bytes(bytes.to_vec()),
@@ -303,7 +320,10 @@ fn encode_numeric(text: &str) -> Result<Vec<u8>, String> {
     };
     let (int_part, frac_part) = t.split_once('.').unwrap_or((t, ""));
     if (int_part.is_empty() && frac_part.is_empty())
-        || !int_part.bytes().chain(frac_part.bytes()).all(|b| b.is_ascii_digit())
+        || !int_part
+            .bytes()
+            .chain(frac_part.bytes())
+            .all(|b| b.is_ascii_digit())
     {
         return Err(bad());
     }
@@ -330,9 +350,18 @@ fn encode_numeric(text: &str) -> Result<Vec<u8>, String> {
     if groups.is_empty() {
         weight = 0;
     }
-    let sign = if negative && !groups.is_empty() { NUMERIC_NEG } else { 0 };
+    let sign = if negative && !groups.is_empty() {
+        NUMERIC_NEG
+    } else {
+        0
+    };
     let mut out = Vec::with_capacity(8 + 2 * groups.len());
-    for v in [groups.len() as i16, weight as i16, sign as i16, dscale as i16] {
+    for v in [
+        groups.len() as i16,
+        weight as i16,
+        sign as i16,
+        dscale as i16,
+    ] {
         out.extend_from_slice(&v.to_be_bytes());
     }
     for g in groups {
@@ -443,7 +472,11 @@ fn format_interval(months: i32, days: i32, micros: i64) -> String {
                 out.push_str(&format!("{sign}{}S", abs / 1_000_000));
             } else {
                 let f = format!("{frac:06}");
-                out.push_str(&format!("{sign}{}.{}S", abs / 1_000_000, f.trim_end_matches('0')));
+                out.push_str(&format!(
+                    "{sign}{}.{}S",
+                    abs / 1_000_000,
+                    f.trim_end_matches('0')
+                ));
             }
         }
     }
@@ -458,7 +491,10 @@ fn decode_inet(bytes: &[u8], is_cidr_type: bool) -> Result<String, String> {
     let len = r.u8()? as usize;
     let addr = r.take(len)?;
     let (text, max_bits) = match (family, len) {
-        (2, 4) => (std::net::Ipv4Addr::new(addr[0], addr[1], addr[2], addr[3]).to_string(), 32),
+        (2, 4) => (
+            std::net::Ipv4Addr::new(addr[0], addr[1], addr[2], addr[3]).to_string(),
+            32,
+        ),
         (3, 16) => {
             let octets: [u8; 16] = addr.try_into().unwrap();
             (std::net::Ipv6Addr::from(octets).to_string(), 128)
@@ -506,13 +542,20 @@ fn encode_array(element: u32, value: &Value) -> Result<Vec<u8>, String> {
         }
     }
     let mut leaves = Vec::new();
-    fn flatten<'v>(v: &'v Value, depth: usize, dims: &[usize], out: &mut Vec<&'v Value>) -> Result<(), String> {
+    fn flatten<'v>(
+        v: &'v Value,
+        depth: usize,
+        dims: &[usize],
+        out: &mut Vec<&'v Value>,
+    ) -> Result<(), String> {
         match v {
             Value::Array(items) if depth < dims.len() => {
                 if items.len() != dims[depth] {
                     return Err("multi-dimensional arrays must be rectangular".into());
                 }
-                items.iter().try_for_each(|i| flatten(i, depth + 1, dims, out))
+                items
+                    .iter()
+                    .try_for_each(|i| flatten(i, depth + 1, dims, out))
             }
             Value::Array(_) => Err("array nested deeper than its first element".into()),
             _ if depth == dims.len() => {
@@ -526,7 +569,11 @@ fn encode_array(element: u32, value: &Value) -> Result<Vec<u8>, String> {
         flatten(value, 0, &dims, &mut leaves)?;
     }
     let mut out = Vec::new();
-    let ndim = if items.is_empty() { 0 } else { dims.len() as i32 };
+    let ndim = if items.is_empty() {
+        0
+    } else {
+        dims.len() as i32
+    };
     let has_nulls = leaves.iter().any(|v| matches!(v, Value::Null)) as i32;
     out.extend_from_slice(&ndim.to_be_bytes());
     out.extend_from_slice(&has_nulls.to_be_bytes());
@@ -627,7 +674,9 @@ fn encode_scalar(type_oid: u32, value: &Value) -> Result<Vec<u8>, String> {
         oid::FLOAT4 => (as_f64(value)? as f32).to_be_bytes().to_vec(),
         oid::FLOAT8 => as_f64(value)?.to_be_bytes().to_vec(),
         oid::NUMERIC => match value {
-            Value::Float(f) if !f.is_finite() => encode_numeric(&f.to_string().replace("inf", "Infinity"))?,
+            Value::Float(f) if !f.is_finite() => {
+                encode_numeric(&f.to_string().replace("inf", "Infinity"))?
+            }
             v => encode_numeric(
                 &as_text(v).ok_or_else(|| format!("expected a number, got {}", v.kind()))?,
             )?,
@@ -679,8 +728,8 @@ fn encode_scalar(type_oid: u32, value: &Value) -> Result<Vec<u8>, String> {
             let t = NaiveTime::parse_from_str(s.trim(), "%H:%M:%S%.f")
                 .or_else(|_| NaiveTime::parse_from_str(s.trim(), "%H:%M"))
                 .map_err(|_| format!("`{s}` is not an HH:MM:SS time"))?;
-            let micros = t.num_seconds_from_midnight() as i64 * 1_000_000
-                + (t.nanosecond() / 1000) as i64;
+            let micros =
+                t.num_seconds_from_midnight() as i64 * 1_000_000 + (t.nanosecond() / 1000) as i64;
             micros.to_be_bytes().to_vec()
         }
         oid::TIMESTAMP | oid::TIMESTAMPTZ => {
@@ -698,11 +747,15 @@ fn encode_scalar(type_oid: u32, value: &Value) -> Result<Vec<u8>, String> {
             };
             micros.to_be_bytes().to_vec()
         }
-        oid::TEXT | oid::VARCHAR | oid::BPCHAR | oid::NAME | oid::UNKNOWN | oid::XML | oid::CHAR => {
-            as_text(value)
-                .ok_or_else(|| format!("expected text, got {}", value.kind()))?
-                .into_bytes()
-        }
+        oid::TEXT
+        | oid::VARCHAR
+        | oid::BPCHAR
+        | oid::NAME
+        | oid::UNKNOWN
+        | oid::XML
+        | oid::CHAR => as_text(value)
+            .ok_or_else(|| format!("expected text, got {}", value.kind()))?
+            .into_bytes(),
         other => {
             return Err(format!(
                 "parameters of type OID {other} cannot be bound directly; cast the parameter \
@@ -725,14 +778,19 @@ fn parse_timestamp(text: &str, with_zone: bool) -> Option<NaiveDateTime> {
             dt.naive_local()
         });
     }
-    ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M"]
-        .iter()
-        .find_map(|f| NaiveDateTime::parse_from_str(text, f).ok())
-        .or_else(|| {
-            NaiveDate::parse_from_str(text, "%Y-%m-%d")
-                .ok()
-                .map(|d| d.and_hms_opt(0, 0, 0).unwrap())
-        })
+    [
+        "%Y-%m-%dT%H:%M:%S%.f",
+        "%Y-%m-%d %H:%M:%S%.f",
+        "%Y-%m-%dT%H:%M",
+        "%Y-%m-%d %H:%M",
+    ]
+    .iter()
+    .find_map(|f| NaiveDateTime::parse_from_str(text, f).ok())
+    .or_else(|| {
+        NaiveDate::parse_from_str(text, "%Y-%m-%d")
+            .ok()
+            .map(|d| d.and_hms_opt(0, 0, 0).unwrap())
+    })
 }
 
 #[cfg(test)]
@@ -773,7 +831,10 @@ mod tests {
         assert_eq!(decode_date(0), "2000-01-01");
         assert_eq!(decode_date(-1), "1999-12-31");
         assert_eq!(decode_date(i32::MAX), "infinity");
-        assert_eq!(decode_timestamp(1_500_000, false), "2000-01-01T00:00:01.500");
+        assert_eq!(
+            decode_timestamp(1_500_000, false),
+            "2000-01-01T00:00:01.500"
+        );
         assert_eq!(decode_timestamp(0, true), "2000-01-01T00:00:00+00:00");
         assert_eq!(decode_timestamp(i64::MIN, true), "-infinity");
         assert_eq!(format_time(86_400_000_000), "24:00:00");
@@ -786,14 +847,22 @@ mod tests {
 
     #[test]
     fn timestamps_encode_to_what_they_decode_from() {
-        let ty = ParamType { oid: oid::TIMESTAMPTZ, element: None };
+        let ty = ParamType {
+            oid: oid::TIMESTAMPTZ,
+            element: None,
+        };
         let bytes = encode(ty, &Value::Text("2024-02-29T13:00:00+01:00".into()))
             .unwrap()
             .unwrap();
         let micros = i64::from_be_bytes(bytes.try_into().unwrap());
         assert_eq!(decode_timestamp(micros, true), "2024-02-29T12:00:00+00:00");
-        let ty = ParamType { oid: oid::DATE, element: None };
-        let bytes = encode(ty, &Value::Text("1999-12-31".into())).unwrap().unwrap();
+        let ty = ParamType {
+            oid: oid::DATE,
+            element: None,
+        };
+        let bytes = encode(ty, &Value::Text("1999-12-31".into()))
+            .unwrap()
+            .unwrap();
         assert_eq!(i32::from_be_bytes(bytes.try_into().unwrap()), -1);
     }
 
@@ -803,7 +872,10 @@ mod tests {
             Value::Array(vec![Value::Int(1), Value::Null]),
             Value::Array(vec![Value::Int(3), Value::Int(4)]),
         ]);
-        let ty = ParamType { oid: 1007, element: Some(oid::INT4) };
+        let ty = ParamType {
+            oid: 1007,
+            element: Some(oid::INT4),
+        };
         let bytes = encode(ty, &value).unwrap().unwrap();
         assert_eq!(decode(1007, true, &bytes).unwrap(), value);
         let empty = encode(ty, &Value::Array(vec![])).unwrap().unwrap();
@@ -817,25 +889,54 @@ mod tests {
 
     #[test]
     fn parameters_are_converted_to_the_inferred_type() {
-        let int4 = ParamType { oid: oid::INT4, element: None };
-        assert_eq!(encode(int4, &Value::Text("42".into())).unwrap(), Some(42i32.to_be_bytes().to_vec()));
-        assert!(encode(int4, &Value::Int(1 << 40)).unwrap_err().contains("out of range"));
+        let int4 = ParamType {
+            oid: oid::INT4,
+            element: None,
+        };
+        assert_eq!(
+            encode(int4, &Value::Text("42".into())).unwrap(),
+            Some(42i32.to_be_bytes().to_vec())
+        );
+        assert!(
+            encode(int4, &Value::Int(1 << 40))
+                .unwrap_err()
+                .contains("out of range")
+        );
         assert!(encode(int4, &Value::Boolean(true)).is_err());
-        let text = ParamType { oid: oid::TEXT, element: None };
+        let text = ParamType {
+            oid: oid::TEXT,
+            element: None,
+        };
         assert_eq!(encode(text, &Value::Int(7)).unwrap(), Some(b"7".to_vec()));
-        let uuid = ParamType { oid: oid::UUID, element: None };
-        let bytes = encode(uuid, &Value::Text("a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11".into()))
-            .unwrap()
-            .unwrap();
+        let uuid = ParamType {
+            oid: oid::UUID,
+            element: None,
+        };
+        let bytes = encode(
+            uuid,
+            &Value::Text("a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11".into()),
+        )
+        .unwrap()
+        .unwrap();
         assert_eq!(format_uuid(&bytes), "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11");
-        let inet = ParamType { oid: oid::INET, element: None };
-        assert!(encode(inet, &Value::Text("10.0.0.1".into())).unwrap_err().contains("::text::"));
+        let inet = ParamType {
+            oid: oid::INET,
+            element: None,
+        };
+        assert!(
+            encode(inet, &Value::Text("10.0.0.1".into()))
+                .unwrap_err()
+                .contains("::text::")
+        );
         assert_eq!(encode(int4, &Value::Null).unwrap(), None);
     }
 
     #[test]
     fn unknown_types_fall_back_to_text_or_bytes() {
-        assert_eq!(decode(99999, false, b"happy").unwrap(), Value::Text("happy".into()));
+        assert_eq!(
+            decode(99999, false, b"happy").unwrap(),
+            Value::Text("happy".into())
+        );
         assert_eq!(
             decode(99999, false, &[0, 1, 2]).unwrap(),
             Value::Bytes(vec![0, 1, 2])

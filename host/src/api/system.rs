@@ -1,0 +1,58 @@
+//! `/health` and `/api/v1/plugins`.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use serde_json::json;
+
+use crate::service::Service;
+
+/// `healthy` when the store answers, `unhealthy` (with 503) when it does not: without its
+/// store the host can serve nothing.
+pub async fn health(State(service): State<Arc<Service>>) -> impl IntoResponse {
+    let store = match service.store.ping().await {
+        Ok(latency) => json!({
+            "status": "ok",
+            "kind": service.store.dialect().name(),
+            "latency_ms": (latency.as_secs_f64() * 1_000_000.0).round() / 1000.0,
+        }),
+        Err(e) => {
+            tracing::warn!(error = %e, "health check: store unavailable");
+            json!({ "status": "unavailable", "kind": service.store.dialect().name() })
+        }
+    };
+    let healthy = store["status"] == "ok";
+    let body = json!({
+        "status": if healthy { "healthy" } else { "unhealthy" },
+        "version": env!("CARGO_PKG_VERSION"),
+        "uptime_s": service.started.elapsed().as_secs(),
+        "store": store,
+        "plugins": { "loaded": service.catalog.plugins().len() },
+        "sessions": service.sessions.len(),
+    });
+    let status = if healthy {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, Json(body))
+}
+
+pub async fn plugins(State(service): State<Arc<Service>>) -> impl IntoResponse {
+    let plugins: Vec<serde_json::Value> = service
+        .catalog
+        .plugins()
+        .into_iter()
+        .map(|entry| {
+            let mut value =
+                serde_json::to_value(entry.plugin.info()).expect("plugin info serializes");
+            value["kind"] = json!(entry.kind);
+            value["status"] = json!("loaded");
+            value
+        })
+        .collect();
+    Json(json!({ "plugins": plugins }))
+}

@@ -1,0 +1,168 @@
+//! Plugboard, the database connection host: the server and its parts.
+//!
+//! - [`input`]: request bodies and their validation;
+//! - [`service`]: every operation on connections, used by the API;
+//! - [`api`]: the HTTP API over the service;
+//! - [`store`]: the registry (SQLite by default, PostgreSQL when configured);
+//! - [`secrets`]: passwords sealed with AES-256-GCM;
+//! - [`catalog`]: which plugin serves which engine;
+//! - [`sessions`]: one live session (and pool) per connection.
+//!
+//! `main.rs` only parses configuration and sets up logging; [`start`] builds the service and
+//! [`serve`] runs the API on a listener until a shutdown future completes, so tests can run a
+//! real server on `127.0.0.1:0`.
+
+pub mod api;
+pub mod catalog;
+pub mod input;
+pub mod secrets;
+pub mod service;
+pub mod sessions;
+pub mod store;
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use tokio::net::TcpListener;
+
+use crate::catalog::Catalog;
+use crate::secrets::{KeySource, SecretBox};
+use crate::service::Service;
+use crate::store::Store;
+
+/// How long a connection's session (and its pool) stays open without use.
+pub const SESSION_IDLE: Duration = Duration::from_secs(600);
+
+/// Everything the server is configured with.
+#[derive(Clone)]
+pub struct Settings {
+    /// Where the SQLite store and the key file live.
+    pub data_dir: PathBuf,
+    /// A PostgreSQL URL for a shared store instead of the embedded one.
+    pub database_url: Option<String>,
+    /// The current encryption key (base64), instead of the key file.
+    pub encryption_key: Option<String>,
+    /// Keys that still decrypt (base64, comma-separated), for rotation.
+    pub previous_encryption_keys: Option<String>,
+    /// Largest request body accepted.
+    pub body_limit: usize,
+}
+
+impl std::fmt::Debug for Settings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Settings")
+            .field("data_dir", &self.data_dir)
+            .field("database_url", &self.database_url.as_ref().map(|_| "(set)"))
+            .field(
+                "encryption_key",
+                &self.encryption_key.as_ref().map(|_| "(set)"),
+            )
+            .field("body_limit", &self.body_limit)
+            .finish()
+    }
+}
+
+impl Settings {
+    /// Settings for `data_dir` with everything else at its default.
+    pub fn new(data_dir: impl Into<PathBuf>) -> Settings {
+        Settings {
+            data_dir: data_dir.into(),
+            database_url: None,
+            encryption_key: None,
+            previous_encryption_keys: None,
+            body_limit: api::DEFAULT_BODY_LIMIT,
+        }
+    }
+}
+
+/// Prepares the data directory, loads the keys, opens and migrates the store.
+pub async fn start(settings: &Settings) -> anyhow::Result<Arc<Service>> {
+    if !settings.data_dir.exists() {
+        std::fs::create_dir_all(&settings.data_dir).with_context(|| {
+            format!(
+                "creating the data directory {}",
+                settings.data_dir.display()
+            )
+        })?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            std::fs::set_permissions(&settings.data_dir, std::fs::Permissions::from_mode(0o700))
+                .with_context(|| format!("restricting {}", settings.data_dir.display()))?;
+        }
+    }
+    if settings.database_url.is_some() && settings.encryption_key.is_none() {
+        anyhow::bail!(
+            "PLUGBOARD_ENCRYPTION_KEY must be set when PLUGBOARD_DATABASE_URL is: replicas that \
+             share a store must share its key (generate one with `openssl rand -base64 32`)"
+        );
+    }
+    let (secrets, source) = SecretBox::load(
+        settings.encryption_key.as_deref(),
+        settings.previous_encryption_keys.as_deref(),
+        &settings.data_dir,
+    )?;
+    match source {
+        KeySource::NewFile(path) => tracing::warn!(
+            path = %path.display(),
+            key_id = secrets.current_key_id(),
+            "created a new encryption key file (mode 0600); back it up: stored passwords cannot be decrypted without it"
+        ),
+        KeySource::File(path) => {
+            tracing::info!(path = %path.display(), key_id = secrets.current_key_id(), "using the encryption key file")
+        }
+        KeySource::Environment => tracing::info!(
+            key_id = secrets.current_key_id(),
+            "using the encryption key from PLUGBOARD_ENCRYPTION_KEY"
+        ),
+    }
+    let store = match &settings.database_url {
+        Some(url) => Store::open_postgres(url)
+            .await
+            .context("opening the PostgreSQL store")?,
+        None => {
+            let path = settings.data_dir.join("registry.db");
+            let store = Store::open_sqlite(&path)
+                .await
+                .with_context(|| format!("opening the store {}", path.display()))?;
+            tracing::info!(path = %path.display(), "registry store ready");
+            store
+        }
+    };
+    Ok(Arc::new(Service::new(
+        store,
+        secrets,
+        Catalog::with_native_plugins(),
+    )))
+}
+
+/// Serves the API on `listener` until `shutdown` completes, then closes every session and
+/// the store.
+pub async fn serve(
+    listener: TcpListener,
+    service: Arc<Service>,
+    body_limit: usize,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let sweeper = {
+        let service = service.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(SESSION_IDLE / 10);
+            loop {
+                tick.tick().await;
+                service.close_idle_sessions(SESSION_IDLE).await;
+            }
+        })
+    };
+    let app = api::router(service.clone(), body_limit);
+    let result = axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await;
+    sweeper.abort();
+    service.sessions.close_all().await;
+    service.store.close().await;
+    result.context("serving HTTP")
+}

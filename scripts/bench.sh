@@ -1,0 +1,5 @@
+#!/usr/bin/env bash
+# Runs the benchmarks, each printing its figure beside a baseline measured in the same run.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+cargo bench --locked -p plugboard-tests --bench introspect

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Runs every test on a fresh machine: installs what the tests need and is missing, then runs
+# the whole workspace's tests. The tests start (and stop) their own servers on loopback.
+#
+#   scripts/test.sh              all tests
+#   scripts/test.sh -- --nocapture   extra arguments go to `cargo test`
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+as_root() {
+    if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi
+}
+
+apt_updated=
+apt_install() {
+    if [ -z "$apt_updated" ]; then
+        as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+        apt_updated=1
+    fi
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+}
+
+# PostgreSQL: the server programs (initdb, pg_ctl, postgres) and psql.
+if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && ! command -v initdb >/dev/null 2>&1; then
+    echo "installing PostgreSQL (Debian package postgresql)"
+    apt_install postgresql postgresql-client
+fi
+# The test set-up runs PostgreSQL as the postgres user when started as root.
+if [ "$(id -u)" = 0 ] && ! id postgres >/dev/null 2>&1; then
+    echo "the postgres user is missing: reinstall the postgresql package" >&2
+    exit 1
+fi
+
+exec cargo test --workspace --locked "$@"

@@ -31,4 +31,13 @@ if [ "$(id -u)" = 0 ] && ! id postgres >/dev/null 2>&1; then
     exit 1
 fi
 
-exec cargo test --workspace --locked "$@"
+# Run everything, then close with one line that totals every test binary's results.
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+set +e
+cargo test --workspace --locked "$@" 2>&1 | tee "$log"
+status=${PIPESTATUS[0]}
+set -e
+awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed;?$/) p += $i; if ($(i+1) ~ /^failed;?$/) f += $i; if ($(i+1) ~ /^ignored;?$/) s += $i } }
+     END { printf "\nall tests: %d passed, %d failed, %d skipped\n", p, f, s }' "$log"
+exit "$status"

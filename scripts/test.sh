@@ -39,5 +39,5 @@ cargo test --workspace --locked "$@" 2>&1 | tee "$log"
 status=${PIPESTATUS[0]}
 set -e
 awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed;?$/) p += $i; if ($(i+1) ~ /^failed;?$/) f += $i; if ($(i+1) ~ /^ignored;?$/) s += $i } }
-     END { printf "\nall tests: %d passed, %d failed, %d skipped\n", p, f, s }' "$log"
+     END { printf "\ntotal: %d passed, %d failed, %d skipped\n", p, f, s }' "$log"
 exit "$status"

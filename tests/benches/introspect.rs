@@ -46,7 +46,13 @@ fn psql_script() -> String {
             .replace("$3", "false")
     };
     let mut script = String::from("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;\n");
-    for sql in [SCHEMAS_SQL, RELATIONS_SQL, COLUMNS_SQL, INDEXES_SQL, FOREIGN_KEYS_SQL] {
+    for sql in [
+        SCHEMAS_SQL,
+        RELATIONS_SQL,
+        COLUMNS_SQL,
+        INDEXES_SQL,
+        FOREIGN_KEYS_SQL,
+    ] {
         script.push_str(&bind(sql));
         script.push_str(";\n");
     }
@@ -69,17 +75,39 @@ async fn main() {
     let db = pg.create_database("bench");
     let started = Instant::now();
     pg.exec_as_test_user(&db, &fixture_sql());
-    eprintln!("created {TABLES} tables in {:.1} s", started.elapsed().as_secs_f64());
+    eprintln!(
+        "created {TABLES} tables in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
 
     // psql: the same catalog queries, in one snapshot.
-    let script_path = std::env::temp_dir().join(format!("plugboard-bench-{}.sql", std::process::id()));
+    let script_path =
+        std::env::temp_dir().join(format!("plugboard-bench-{}.sql", std::process::id()));
     std::fs::write(&script_path, psql_script()).unwrap();
     let psql = pg.bin_dir().join("psql");
     let run_psql = || {
         let started = Instant::now();
         let status = Command::new(&psql)
-            .args(["-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-o", "/dev/null"])
-            .args(["-h", "127.0.0.1", "-p", &pg.port.to_string(), "-U", TEST_USER, "-d", &db])
+            .args([
+                "-X",
+                "-q",
+                "-A",
+                "-t",
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-o",
+                "/dev/null",
+            ])
+            .args([
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &pg.port.to_string(),
+                "-U",
+                TEST_USER,
+                "-d",
+                &db,
+            ])
             .arg("-f")
             .arg(&script_path)
             .env("PGPASSWORD", TEST_PASSWORD)
@@ -129,9 +157,16 @@ async fn main() {
     }
     let (p, b) = (median(plugboard), median(baseline));
     println!("introspection of {TABLES} tables x 15 columns, median of {RUNS} runs:");
-    println!("  plugboard (HTTP API, JSON): {:8.1} ms  ({} bytes)", ms(p), warm.text.len());
+    println!(
+        "  plugboard (HTTP API, JSON): {:8.1} ms  ({} bytes)",
+        ms(p),
+        warm.text.len()
+    );
     println!("  psql (same catalog queries): {:7.1} ms", ms(b));
-    println!("  ratio plugboard / psql:      {:7.2}  (target <= 1.5)", ms(p) / ms(b));
+    println!(
+        "  ratio plugboard / psql:      {:7.2}  (target <= 1.5)",
+        ms(p) / ms(b)
+    );
 
     server.stop().await;
     let _ = std::fs::remove_file(&script_path);

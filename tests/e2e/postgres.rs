@@ -500,6 +500,28 @@ async fn statements_report_rows_affected() {
 }
 
 #[tokio::test]
+async fn a_table_changed_under_a_cached_statement_is_read_afresh() {
+    let pg = PgServer::shared();
+    let db = pg.create_database("stale");
+    let server = TestServer::start().await;
+    let mut body = pg_body("stale", &db);
+    // One pooled connection, so the second query meets the first one's cached statement.
+    body["options"]["pool"] = json!({"max_size": 1});
+    let query = format!("/api/v1/connections/{}/query", server.create(body).await);
+    for sql in ["CREATE TABLE t (a int)", "INSERT INTO t VALUES (1)"] {
+        assert_eq!(server.post(&query, json!({"sql": sql})).await.status, 200);
+    }
+    let reply = server.post(&query, json!({"sql": "SELECT * FROM t"})).await;
+    assert_eq!(reply.body["rows"], json!([[1]]), "{}", reply.text);
+    pg.admin_in(&db, "ALTER TABLE t ADD COLUMN b text DEFAULT 'x'");
+    let reply = server.post(&query, json!({"sql": "SELECT * FROM t"})).await;
+    assert_eq!(reply.status, 200, "{}", reply.text);
+    assert_eq!(reply.body["columns"].as_array().unwrap().len(), 2);
+    assert_eq!(reply.body["rows"], json!([[1, "x"]]));
+    server.stop().await;
+}
+
+#[tokio::test]
 async fn limit_truncates_and_an_abandoned_result_stops_on_the_server() {
     let pg = PgServer::shared();
     let (server, conn, db) = setup("limits").await;

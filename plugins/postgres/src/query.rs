@@ -12,11 +12,13 @@
 use async_trait::async_trait;
 use futures_util::StreamExt as _;
 use plugboard_connector::{ColumnMeta, Error, QueryRequest, Result, ResultStream, Row, Value};
-use sqlx::postgres::{PgArgumentBuffer, PgArguments, PgTypeInfo, PgTypeKind};
+use sqlx::pool::PoolConnection;
+use sqlx::postgres::{PgArgumentBuffer, PgArguments, PgConnection, PgTypeInfo, PgTypeKind};
 use sqlx::{
     Arguments as _, Column as _, Either, Executor as _, PgPool, Row as _, Statement as _,
     TypeInfo as _, ValueRef as _,
 };
+use sqlx::{Connection as _, Postgres};
 use tokio::sync::mpsc;
 
 use crate::error;
@@ -36,8 +38,12 @@ struct Decoder {
 
 enum Message {
     Rows(Vec<Row>),
-    Done { rows_affected: u64 },
+    Done {
+        rows_affected: u64,
+    },
     Failed(Error),
+    /// The connection, handed back for the query to be prepared afresh.
+    StalePlan(PoolConnection<Postgres>),
 }
 
 /// Sets the statement timeout for everything the connection runs next; `0` disables it.
@@ -60,7 +66,50 @@ pub(crate) async fn start(pool: &PgPool, request: QueryRequest) -> Result<Box<dy
         .map_err(|e| error::map(e, "acquiring a connection"))?;
     set_statement_timeout(&mut conn, request.timeout_ms.unwrap_or(0)).await?;
 
-    let statement = (&mut *conn)
+    // A cached statement whose result type changed under it (a column added to a table it
+    // selects `*` from) fails once with "cached plan must not change result type"; the
+    // producer then hands the connection back with its cache cleared, and the query is
+    // prepared afresh.
+    for retry_stale_plan in [true, false] {
+        let (columns, decoders, arguments) = prepare(&mut conn, &request).await?;
+        let (tx, mut rx) = mpsc::channel(CHANNEL_BATCHES);
+        let names: Vec<String> = columns.iter().map(|c| c.name.clone()).collect();
+        let sql = request.sql.clone();
+        tokio::spawn(produce(
+            conn,
+            sql,
+            arguments,
+            decoders,
+            names,
+            tx,
+            retry_stale_plan,
+        ));
+        match rx.recv().await {
+            Some(Message::StalePlan(returned)) => conn = returned,
+            first => {
+                return Ok(Box::new(PgResultStream {
+                    columns,
+                    first,
+                    rx,
+                    pending: Vec::new(),
+                    rows_affected: None,
+                    done: false,
+                }));
+            }
+        }
+    }
+    Err(Error::Connection(
+        "the query's plan went stale twice in a row".into(),
+    ))
+}
+
+/// Prepares the statement (from the connection's cache when it can), and returns its
+/// columns, how to decode them, and the parameters encoded to the types it takes.
+async fn prepare(
+    conn: &mut PgConnection,
+    request: &QueryRequest,
+) -> Result<(Vec<ColumnMeta>, Vec<Decoder>, PgArguments)> {
+    let statement = conn
         .prepare(&request.sql)
         .await
         .map_err(|e| error::map(e, "preparing the query"))?;
@@ -115,61 +164,102 @@ pub(crate) async fn start(pool: &PgPool, request: QueryRequest) -> Result<Box<dy
             .add(RawParam { oid: ty.oid, bytes })
             .map_err(|e| Error::InvalidInput(format!("parameter ${}: {e}", i + 1)))?;
     }
+    Ok((columns, decoders, arguments))
+}
 
-    let (tx, rx) = mpsc::channel(CHANNEL_BATCHES);
-    let sql = request.sql;
-    let column_names: Vec<String> = columns.iter().map(|c| c.name.clone()).collect();
-    tokio::spawn(async move {
-        let outcome = {
-            let mut rows = (&mut *conn).fetch_many(sqlx::query_with(&sql, arguments));
-            let mut batch = Vec::with_capacity(BATCH_ROWS);
-            let mut rows_affected = 0;
-            loop {
-                match rows.next().await {
-                    None => break Some(Message::Done { rows_affected }),
-                    Some(Err(e)) => {
-                        break Some(Message::Failed(error::map(e, "running the query")));
-                    }
-                    Some(Ok(Either::Left(done))) => rows_affected += done.rows_affected(),
-                    Some(Ok(Either::Right(row))) => {
-                        match decode_row(&row, &decoders, &column_names) {
-                            Ok(decoded) => batch.push(decoded),
-                            Err(e) => break Some(Message::Failed(e)),
-                        }
-                    }
+/// How the producing loop ended.
+enum Ending {
+    /// Every row was read.
+    Done { rows_affected: u64 },
+    /// The server rejected the query; the connection is in a clean state after it.
+    Rejected(Error),
+    /// Rows are left unread: the consumer went away, or a row could not be decoded.
+    Abandoned(Option<Error>),
+    /// The cached statement is stale (see [`start`]).
+    StalePlan,
+}
+
+fn is_stale_plan(e: &sqlx::Error) -> bool {
+    e.as_database_error().is_some_and(|db| {
+        db.code().as_deref() == Some("0A000") && db.message().contains("cached plan")
+    })
+}
+
+/// Runs the query on `conn` and feeds decoded batches into `tx`.
+async fn produce(
+    mut conn: PoolConnection<Postgres>,
+    sql: String,
+    arguments: PgArguments,
+    decoders: Vec<Decoder>,
+    names: Vec<String>,
+    tx: mpsc::Sender<Message>,
+    retry_stale_plan: bool,
+) {
+    let mut batch = Vec::with_capacity(BATCH_ROWS);
+    let ending = {
+        let mut rows = (&mut *conn).fetch_many(sqlx::query_with(&sql, arguments));
+        let mut rows_affected = 0;
+        let mut sent_any = false;
+        loop {
+            match rows.next().await {
+                None => break Ending::Done { rows_affected },
+                Some(Err(e))
+                    if retry_stale_plan && !sent_any && batch.is_empty() && is_stale_plan(&e) =>
+                {
+                    break Ending::StalePlan;
                 }
-                if batch.len() == BATCH_ROWS {
-                    let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH_ROWS));
-                    if tx.send(Message::Rows(full)).await.is_err() {
-                        break None; // the consumer is gone
-                    }
+                Some(Err(e)) => break Ending::Rejected(error::map(e, "running the query")),
+                Some(Ok(Either::Left(done))) => rows_affected += done.rows_affected(),
+                Some(Ok(Either::Right(row))) => match decode_row(&row, &decoders, &names) {
+                    Ok(decoded) => batch.push(decoded),
+                    Err(e) => break Ending::Abandoned(Some(e)),
+                },
+            }
+            if batch.len() == BATCH_ROWS {
+                let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH_ROWS));
+                if tx.send(Message::Rows(full)).await.is_err() {
+                    break Ending::Abandoned(None);
                 }
+                sent_any = true;
             }
-            .map(|last| (batch, last))
-        };
-        let finished = match outcome {
-            Some((batch, last)) => {
-                let ok = matches!(last, Message::Done { .. });
-                (batch.is_empty() || tx.send(Message::Rows(batch)).await.is_ok())
-                    && tx.send(last).await.is_ok()
-                    && ok
+        }
+    };
+    // A failed send below means the consumer left after the query ended: nothing to stop.
+    let flush = |batch: Vec<Row>| async {
+        if !batch.is_empty() {
+            let _ = tx.send(Message::Rows(batch)).await;
+        }
+    };
+    match ending {
+        Ending::Done { rows_affected } => {
+            flush(batch).await;
+            let _ = tx.send(Message::Done { rows_affected }).await;
+        }
+        Ending::Rejected(e) => {
+            flush(batch).await;
+            let _ = tx.send(Message::Failed(e)).await;
+        }
+        Ending::Abandoned(e) => {
+            if let Some(e) = e {
+                let _ = tx.send(Message::Failed(e)).await;
             }
-            None => false,
-        };
-        if !finished {
-            // Mid-result or failed: do not hand a connection with unread rows (or in an
-            // unknown state) back to the pool. Closing the socket stops the server's work.
+            // Do not hand a connection with unread rows back to the pool: closing its
+            // socket makes the server stop the query instead of Plugboard reading the rest.
             drop(conn.detach());
         }
-    });
-
-    Ok(Box::new(PgResultStream {
-        columns,
-        rx,
-        pending: Vec::new(),
-        rows_affected: None,
-        done: false,
-    }))
+        Ending::StalePlan => {
+            if conn.clear_cached_statements().await.is_ok() {
+                let _ = tx.send(Message::StalePlan(conn)).await;
+            } else {
+                drop(conn.detach());
+                let _ = tx
+                    .send(Message::Failed(Error::Connection(
+                        "the connection failed while clearing its statement cache".into(),
+                    )))
+                    .await;
+            }
+        }
+    }
 }
 
 /// A type's OID and `typcategory`-style class: `A` for arrays, `E` for enums.
@@ -236,6 +326,8 @@ impl sqlx::Encode<'_, sqlx::Postgres> for RawParam {
 
 struct PgResultStream {
     columns: Vec<ColumnMeta>,
+    /// The first message, received before the stream was handed out.
+    first: Option<Message>,
     rx: mpsc::Receiver<Message>,
     /// Rows received but not yet handed out, when a batch was larger than asked for.
     pending: Vec<Row>,
@@ -252,7 +344,11 @@ impl ResultStream for PgResultStream {
     async fn next_batch(&mut self, max_rows: usize) -> Result<Option<Vec<Row>>> {
         let max_rows = max_rows.max(1);
         while self.pending.is_empty() && !self.done {
-            match self.rx.recv().await {
+            let message = match self.first.take() {
+                Some(first) => Some(first),
+                None => self.rx.recv().await,
+            };
+            match message {
                 Some(Message::Rows(rows)) => self.pending = rows,
                 Some(Message::Done { rows_affected }) => {
                     self.rows_affected = Some(rows_affected);
@@ -262,7 +358,8 @@ impl ResultStream for PgResultStream {
                     self.done = true;
                     return Err(e);
                 }
-                None => {
+                // A stale plan is only ever the first message, which `start` consumed.
+                None | Some(Message::StalePlan(_)) => {
                     self.done = true;
                     return Err(Error::Connection(
                         "the query's connection ended early".into(),

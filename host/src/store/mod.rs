@@ -199,21 +199,14 @@ impl Store {
     ) -> Result<ConnectionRecord, StoreError> {
         let now = now();
         let mut tx = self.pool.begin().await?;
-        let inserted = sqlx::query(
+        let inserted = bind_connection(
             "INSERT INTO connections (id, name, engine, host, port, database_name, username, \
              options, notes, created_at, updated_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10)",
+            id,
+            fields,
+            &now,
         )
-        .bind(id)
-        .bind(&fields.name)
-        .bind(&fields.engine)
-        .bind(&fields.host)
-        .bind(fields.port.map(i64::from))
-        .bind(&fields.database)
-        .bind(&fields.username)
-        .bind(serde_json::Value::Object(fields.options.clone()).to_string())
-        .bind(&fields.notes)
-        .bind(&now)
         .execute(&mut *tx)
         .await;
         duplicate_name(inserted, &fields.name)?;
@@ -261,21 +254,14 @@ impl Store {
     ) -> Result<Option<ConnectionRecord>, StoreError> {
         let now = now();
         let mut tx = self.pool.begin().await?;
-        let updated = sqlx::query(
+        let updated = bind_connection(
             "UPDATE connections SET name = $2, engine = $3, host = $4, port = $5, \
              database_name = $6, username = $7, options = $8, notes = $9, updated_at = $10 \
              WHERE id = $1",
+            id,
+            fields,
+            &now,
         )
-        .bind(id)
-        .bind(&fields.name)
-        .bind(&fields.engine)
-        .bind(&fields.host)
-        .bind(fields.port.map(i64::from))
-        .bind(&fields.database)
-        .bind(&fields.username)
-        .bind(serde_json::Value::Object(fields.options.clone()).to_string())
-        .bind(&fields.notes)
-        .bind(&now)
         .execute(&mut *tx)
         .await;
         if duplicate_name(updated, &fields.name)?.rows_affected() == 0 {
@@ -401,6 +387,27 @@ impl Store {
     pub async fn close(&self) {
         self.pool.close().await;
     }
+}
+
+/// Binds a connection's row in the order insert and update share: `$1` id, `$2`..`$9` the
+/// fields, `$10` the time.
+fn bind_connection<'q>(
+    sql: &'q str,
+    id: &'q str,
+    fields: &'q ConnectionFields,
+    now: &'q str,
+) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>> {
+    sqlx::query(sql)
+        .bind(id)
+        .bind(&fields.name)
+        .bind(&fields.engine)
+        .bind(&fields.host)
+        .bind(fields.port.map(i64::from))
+        .bind(&fields.database)
+        .bind(&fields.username)
+        .bind(serde_json::Value::Object(fields.options.clone()).to_string())
+        .bind(&fields.notes)
+        .bind(now)
 }
 
 async fn upsert_secret(

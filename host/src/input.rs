@@ -196,12 +196,14 @@ impl ConnectionInput {
             )),
             Some(_) => {}
         }
-        if let Some(notes) = &self.notes {
-            if notes.chars().count() > MAX_NOTES_CHARS {
-                problems.push(format!(
-                    "notes must be at most {MAX_NOTES_CHARS} characters"
-                ));
-            }
+        if self
+            .notes
+            .as_ref()
+            .is_some_and(|n| n.chars().count() > MAX_NOTES_CHARS)
+        {
+            problems.push(format!(
+                "notes must be at most {MAX_NOTES_CHARS} characters"
+            ));
         }
         if !problems.is_empty() {
             return Err(problems);

@@ -371,10 +371,8 @@ impl Service {
     ) -> Result<SchemaView> {
         let key = serde_json::to_string(&options).expect("options serialize");
         let cached = self.store.latest_snapshot(id, &key).await?;
-        if !refresh {
-            if let Some(snapshot) = &cached {
-                return from_snapshot(snapshot, None);
-            }
+        if let (false, Some(snapshot)) = (refresh, &cached) {
+            return from_snapshot(snapshot, None);
         }
         let live = match self.session(id).await {
             Ok(session) => session

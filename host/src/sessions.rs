@@ -110,7 +110,7 @@ impl SessionCache {
     }
 
     /// How many sessions are open.
-    pub fn len(&self) -> usize {
+    pub fn open_count(&self) -> usize {
         self.entries.lock().unwrap().len()
     }
 }

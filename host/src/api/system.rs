@@ -31,7 +31,7 @@ pub async fn health(State(service): State<Arc<Service>>) -> impl IntoResponse {
         "uptime_s": service.started.elapsed().as_secs(),
         "store": store,
         "plugins": { "loaded": service.catalog.plugins().len() },
-        "sessions": service.sessions.len(),
+        "sessions": service.sessions.open_count(),
     });
     let status = if healthy {
         StatusCode::OK

@@ -113,6 +113,12 @@ async fn passwords_appear_in_no_response_log_or_stored_file() {
         assert!(!log.contains(secret.as_str()), "the log holds a password");
     }
     let files = server.data_files();
+    let key = files
+        .iter()
+        .find(|(p, _)| p.ends_with("encryption.key"))
+        .map(|(_, bytes)| String::from_utf8_lossy(bytes).trim().to_owned())
+        .expect("the key file was created");
+    assert!(!log.contains(&key), "the log holds the encryption key");
     let registry = files
         .iter()
         .filter(|(p, _)| p.to_string_lossy().contains("registry.db"));

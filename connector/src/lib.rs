@@ -11,6 +11,7 @@
 //! - [`schema`]: introspection options and results;
 //! - [`query`]: query requests and result streams;
 //! - [`error`]: the one error every plugin returns;
+//! - [`stream`]: a result stream fed by a producing task through a bounded channel;
 //! - [`plugin`]: the [`Plugin`] and [`Session`] traits.
 //!
 //! A test parses the WIT package and checks that its names match this crate's, so the two
@@ -23,6 +24,7 @@ pub mod error;
 pub mod plugin;
 pub mod query;
 pub mod schema;
+pub mod stream;
 pub mod value;
 
 pub use config::{
@@ -35,6 +37,7 @@ pub use schema::{
     ColumnInfo, FieldStats, ForeignKeyInfo, IndexInfo, IntrospectInclude, IntrospectOptions,
     SchemaInfo, TableInfo, TableKind, TypeShare,
 };
+pub use stream::{ChannelResultStream, StreamEvent};
 pub use value::{CommonType, Value};
 
 /// The WIT package version this crate mirrors.

@@ -9,9 +9,11 @@
 //! server sees the socket close and stops the query, rather than Plugboard reading the rest
 //! of a large result only to throw it away.
 
-use async_trait::async_trait;
 use futures_util::StreamExt as _;
-use plugboard_connector::{ColumnMeta, Error, QueryRequest, Result, ResultStream, Row, Value};
+use plugboard_connector::{
+    ChannelResultStream, ColumnMeta, Error, QueryRequest, Result, ResultStream, Row, StreamEvent,
+    Value,
+};
 use sqlx::pool::PoolConnection;
 use sqlx::postgres::{PgArgumentBuffer, PgArguments, PgConnection, PgTypeInfo, PgTypeKind};
 use sqlx::{
@@ -19,7 +21,7 @@ use sqlx::{
     TypeInfo as _, ValueRef as _,
 };
 use sqlx::{Connection as _, Postgres};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 
 use crate::error;
 use crate::types::{self, ParamType};
@@ -34,16 +36,6 @@ const CHANNEL_BATCHES: usize = 2;
 struct Decoder {
     oid: u32,
     is_array: bool,
-}
-
-enum Message {
-    Rows(Vec<Row>),
-    Done {
-        rows_affected: u64,
-    },
-    Failed(Error),
-    /// The connection, handed back for the query to be prepared afresh.
-    StalePlan(PoolConnection<Postgres>),
 }
 
 /// Sets the statement timeout for everything the connection runs next; `0` disables it.
@@ -73,28 +65,20 @@ pub(crate) async fn start(pool: &PgPool, request: QueryRequest) -> Result<Box<dy
     for retry_stale_plan in [true, false] {
         let (columns, decoders, arguments) = prepare(&mut conn, &request).await?;
         let (tx, mut rx) = mpsc::channel(CHANNEL_BATCHES);
+        let (stale_tx, stale_rx) = oneshot::channel();
+        let stale_tx = retry_stale_plan.then_some(stale_tx);
         let names: Vec<String> = columns.iter().map(|c| c.name.clone()).collect();
         let sql = request.sql.clone();
-        tokio::spawn(produce(
-            conn,
-            sql,
-            arguments,
-            decoders,
-            names,
-            tx,
-            retry_stale_plan,
-        ));
-        match rx.recv().await {
-            Some(Message::StalePlan(returned)) => conn = returned,
-            first => {
-                return Ok(Box::new(PgResultStream {
-                    columns,
-                    first,
-                    rx,
-                    pending: Vec::new(),
-                    rows_affected: None,
-                    done: false,
-                }));
+        tokio::spawn(produce(conn, sql, arguments, decoders, names, tx, stale_tx));
+        // Either the connection comes back (a stale plan), or the first event arrives and
+        // the producer has dropped its stale-plan sender, which disables that branch. The
+        // producer hands the connection back before it drops `tx`, so checking that branch
+        // first never mistakes the end of the channel for an answer.
+        tokio::select! {
+            biased;
+            Ok(returned) = stale_rx => conn = returned,
+            first = rx.recv() => {
+                return Ok(Box::new(ChannelResultStream::new(columns, first, rx)));
             }
         }
     }
@@ -185,15 +169,16 @@ fn is_stale_plan(e: &sqlx::Error) -> bool {
     })
 }
 
-/// Runs the query on `conn` and feeds decoded batches into `tx`.
+/// Runs the query on `conn` and feeds decoded batches into `tx`. With `stale`, a stale
+/// cached plan met before any row hands the connection back through it instead.
 async fn produce(
     mut conn: PoolConnection<Postgres>,
     sql: String,
     arguments: PgArguments,
     decoders: Vec<Decoder>,
     names: Vec<String>,
-    tx: mpsc::Sender<Message>,
-    retry_stale_plan: bool,
+    tx: mpsc::Sender<StreamEvent>,
+    stale: Option<oneshot::Sender<PoolConnection<Postgres>>>,
 ) {
     let mut batch = Vec::with_capacity(BATCH_ROWS);
     let ending = {
@@ -204,7 +189,7 @@ async fn produce(
             match rows.next().await {
                 None => break Ending::Done { rows_affected },
                 Some(Err(e))
-                    if retry_stale_plan && !sent_any && batch.is_empty() && is_stale_plan(&e) =>
+                    if stale.is_some() && !sent_any && batch.is_empty() && is_stale_plan(&e) =>
                 {
                     break Ending::StalePlan;
                 }
@@ -217,7 +202,7 @@ async fn produce(
             }
             if batch.len() == BATCH_ROWS {
                 let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH_ROWS));
-                if tx.send(Message::Rows(full)).await.is_err() {
+                if tx.send(StreamEvent::Rows(full)).await.is_err() {
                     break Ending::Abandoned(None);
                 }
                 sent_any = true;
@@ -227,21 +212,21 @@ async fn produce(
     // A failed send below means the consumer left after the query ended: nothing to stop.
     let flush = |batch: Vec<Row>| async {
         if !batch.is_empty() {
-            let _ = tx.send(Message::Rows(batch)).await;
+            let _ = tx.send(StreamEvent::Rows(batch)).await;
         }
     };
     match ending {
         Ending::Done { rows_affected } => {
             flush(batch).await;
-            let _ = tx.send(Message::Done { rows_affected }).await;
+            let _ = tx.send(StreamEvent::Done { rows_affected }).await;
         }
         Ending::Rejected(e) => {
             flush(batch).await;
-            let _ = tx.send(Message::Failed(e)).await;
+            let _ = tx.send(StreamEvent::Failed(e)).await;
         }
         Ending::Abandoned(e) => {
             if let Some(e) = e {
-                let _ = tx.send(Message::Failed(e)).await;
+                let _ = tx.send(StreamEvent::Failed(e)).await;
             }
             // Do not hand a connection with unread rows back to the pool: closing its
             // socket makes the server stop the query instead of Plugboard reading the rest.
@@ -249,11 +234,11 @@ async fn produce(
         }
         Ending::StalePlan => {
             if conn.clear_cached_statements().await.is_ok() {
-                let _ = tx.send(Message::StalePlan(conn)).await;
+                let _ = stale.expect("only with a stale-plan sender").send(conn);
             } else {
                 drop(conn.detach());
                 let _ = tx
-                    .send(Message::Failed(Error::Connection(
+                    .send(StreamEvent::Failed(Error::Connection(
                         "the connection failed while clearing its statement cache".into(),
                     )))
                     .await;
@@ -321,63 +306,5 @@ impl sqlx::Encode<'_, sqlx::Postgres> for RawParam {
 
     fn produces(&self) -> Option<PgTypeInfo> {
         Some(PgTypeInfo::with_oid(sqlx::postgres::types::Oid(self.oid)))
-    }
-}
-
-struct PgResultStream {
-    columns: Vec<ColumnMeta>,
-    /// The first message, received before the stream was handed out.
-    first: Option<Message>,
-    rx: mpsc::Receiver<Message>,
-    /// Rows received but not yet handed out, when a batch was larger than asked for.
-    pending: Vec<Row>,
-    rows_affected: Option<u64>,
-    done: bool,
-}
-
-#[async_trait]
-impl ResultStream for PgResultStream {
-    fn columns(&self) -> &[ColumnMeta] {
-        &self.columns
-    }
-
-    async fn next_batch(&mut self, max_rows: usize) -> Result<Option<Vec<Row>>> {
-        let max_rows = max_rows.max(1);
-        while self.pending.is_empty() && !self.done {
-            let message = match self.first.take() {
-                Some(first) => Some(first),
-                None => self.rx.recv().await,
-            };
-            match message {
-                Some(Message::Rows(rows)) => self.pending = rows,
-                Some(Message::Done { rows_affected }) => {
-                    self.rows_affected = Some(rows_affected);
-                    self.done = true;
-                }
-                Some(Message::Failed(e)) => {
-                    self.done = true;
-                    return Err(e);
-                }
-                // A stale plan is only ever the first message, which `start` consumed.
-                None | Some(Message::StalePlan(_)) => {
-                    self.done = true;
-                    return Err(Error::Connection(
-                        "the query's connection ended early".into(),
-                    ));
-                }
-            }
-        }
-        if self.pending.is_empty() {
-            return Ok(None);
-        }
-        if self.pending.len() <= max_rows {
-            return Ok(Some(std::mem::take(&mut self.pending)));
-        }
-        let rest = self.pending.split_off(max_rows);
-        Ok(Some(std::mem::replace(&mut self.pending, rest)))
-    }
-
-    fn rows_affected(&self) -> Option<u64> {
-        self.rows_affected
     }
 }

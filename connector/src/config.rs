@@ -1,7 +1,9 @@
 //! What a plugin says about itself (WIT `plugin-info`) and what a session is opened from
 //! (WIT `connection-config`).
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
 
 /// The kind of a configuration field, so a client can build a form for it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -137,6 +139,118 @@ pub struct ConnectionConfig {
     pub options: serde_json::Map<String, serde_json::Value>,
 }
 
+impl ConnectionConfig {
+    /// Refuses any option not in `known`, so a typo (`sslmod`) is reported instead of being
+    /// silently ignored.
+    pub fn reject_unknown_options(&self, known: &[&str]) -> Result<()> {
+        match self.options.keys().find(|k| !known.contains(&k.as_str())) {
+            None => Ok(()),
+            Some(unknown) => Err(Error::Configuration(format!(
+                "unknown option `{unknown}` for {}; known options: {}",
+                self.engine,
+                known.join(", ")
+            ))),
+        }
+    }
+
+    /// A string option; absent or `null` is `None`.
+    pub fn text_option(&self, name: &str) -> Result<Option<&str>> {
+        match self.options.get(name) {
+            None | Some(serde_json::Value::Null) => Ok(None),
+            Some(serde_json::Value::String(s)) => Ok(Some(s)),
+            Some(_) => Err(Error::Configuration(format!(
+                "option `{name}` must be a string"
+            ))),
+        }
+    }
+
+    /// A boolean option; absent or `null` is `None`.
+    pub fn bool_option(&self, name: &str) -> Result<Option<bool>> {
+        match self.options.get(name) {
+            None | Some(serde_json::Value::Null) => Ok(None),
+            Some(serde_json::Value::Bool(b)) => Ok(Some(*b)),
+            Some(_) => Err(Error::Configuration(format!(
+                "option `{name}` must be true or false"
+            ))),
+        }
+    }
+
+    /// An integer option within `range`; absent or `null` is `None`.
+    pub fn integer_option(
+        &self,
+        name: &str,
+        range: std::ops::RangeInclusive<u64>,
+    ) -> Result<Option<u64>> {
+        match self.options.get(name) {
+            None | Some(serde_json::Value::Null) => Ok(None),
+            Some(v) => v
+                .as_u64()
+                .filter(|n| range.contains(n))
+                .map(Some)
+                .ok_or_else(|| {
+                    Error::Configuration(format!(
+                        "option `{name}` must be an integer from {} to {}",
+                        range.start(),
+                        range.end()
+                    ))
+                }),
+        }
+    }
+
+    /// `options.pool`, with bounded defaults for what it leaves out.
+    pub fn pool_settings(&self) -> Result<PoolSettings> {
+        let pool = match self.options.get("pool") {
+            None | Some(serde_json::Value::Null) => PoolSettings::default(),
+            Some(v) => PoolSettings::deserialize(v)
+                .map_err(|e| Error::Configuration(format!("options.pool: {e}")))?,
+        };
+        if !(1..=1000).contains(&pool.max_size) {
+            return Err(Error::Configuration(
+                "options.pool.max_size must be from 1 to 1000".into(),
+            ));
+        }
+        if pool.acquire_timeout_ms == 0 {
+            return Err(Error::Configuration(
+                "options.pool.acquire_timeout_ms must be positive".into(),
+            ));
+        }
+        Ok(pool)
+    }
+}
+
+/// `options.pool` for plugins that pool connections: bounded by default, so one connection
+/// cannot exhaust its target. `0` for a timeout or lifetime means none.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PoolSettings {
+    /// Most connections open at once.
+    pub max_size: u32,
+    /// How long a request waits for a connection.
+    pub acquire_timeout_ms: u64,
+    /// Idle connections are closed after this long.
+    pub idle_timeout_s: u64,
+    /// Connections are replaced after this long.
+    pub max_lifetime_s: u64,
+}
+
+impl Default for PoolSettings {
+    fn default() -> Self {
+        PoolSettings {
+            max_size: 5,
+            acquire_timeout_ms: 10_000,
+            idle_timeout_s: 300,
+            max_lifetime_s: 3_600,
+        }
+    }
+}
+
+impl PoolSettings {
+    /// The default, as the JSON a configuration form shows.
+    pub fn default_json() -> String {
+        serde_json::to_string(&PoolSettings::default()).expect("pool settings serialize")
+    }
+}
+
 /// What a successful test reports.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ServerInfo {
@@ -151,6 +265,41 @@ pub struct ServerInfo {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn with_options(options: serde_json::Value) -> ConnectionConfig {
+        ConnectionConfig {
+            engine: "x".into(),
+            host: None,
+            port: None,
+            database: None,
+            username: None,
+            password: None,
+            options: options.as_object().unwrap().clone(),
+        }
+    }
+
+    #[test]
+    fn options_are_typed_and_checked() {
+        let c =
+            with_options(serde_json::json!({"a": "s", "b": true, "n": 7, "pool": {"max_size": 2}}));
+        assert_eq!(c.text_option("a").unwrap(), Some("s"));
+        assert_eq!(c.bool_option("b").unwrap(), Some(true));
+        assert_eq!(c.integer_option("n", 1..=10).unwrap(), Some(7));
+        assert!(c.integer_option("n", 1..=5).is_err());
+        assert!(c.text_option("b").is_err());
+        assert_eq!(c.text_option("missing").unwrap(), None);
+        assert_eq!(c.pool_settings().unwrap().max_size, 2);
+        assert_eq!(c.pool_settings().unwrap().idle_timeout_s, 300);
+        let err = c.reject_unknown_options(&["a", "b", "n"]).unwrap_err();
+        assert!(matches!(err, Error::Configuration(m) if m.contains("`pool`")));
+        for bad in [
+            serde_json::json!({"max_size": 0}),
+            serde_json::json!({"max": 1}),
+        ] {
+            let c = with_options(serde_json::json!({ "pool": bad }));
+            assert!(matches!(c.pool_settings(), Err(Error::Configuration(_))));
+        }
+    }
 
     #[test]
     fn secret_debug_never_shows_the_secret() {

@@ -28,7 +28,8 @@ pub mod stream;
 pub mod value;
 
 pub use config::{
-    Capabilities, ConfigField, ConnectionConfig, FieldKind, PluginInfo, Secret, ServerInfo,
+    Capabilities, ConfigField, ConnectionConfig, FieldKind, PluginInfo, PoolSettings, Secret,
+    ServerInfo,
 };
 pub use error::{Error, QueryError, Result};
 pub use plugin::{Plugin, Session};

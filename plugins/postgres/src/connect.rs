@@ -3,8 +3,7 @@
 use std::str::FromStr;
 use std::time::Duration;
 
-use plugboard_connector::{ConnectionConfig, Error, Result};
-use serde::Deserialize;
+use plugboard_connector::{ConnectionConfig, Error, PoolSettings, Result};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgSslMode};
 use sqlx::{ConnectOptions, PgPool};
 
@@ -20,27 +19,6 @@ pub(crate) const KNOWN_OPTIONS: &[&str] = &[
 
 pub(crate) const DEFAULT_PORT: u16 = 5432;
 
-/// `options.pool`: bounded by default so one connection cannot exhaust its target.
-#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub(crate) struct PoolSettings {
-    pub max_size: u32,
-    pub acquire_timeout_ms: u64,
-    pub idle_timeout_s: u64,
-    pub max_lifetime_s: u64,
-}
-
-impl Default for PoolSettings {
-    fn default() -> Self {
-        PoolSettings {
-            max_size: 5,
-            acquire_timeout_ms: 10_000,
-            idle_timeout_s: 300,
-            max_lifetime_s: 3_600,
-        }
-    }
-}
-
 /// Everything a session needs to connect, checked once when the session opens.
 #[derive(Debug, Clone)]
 pub(crate) struct Target {
@@ -53,16 +31,7 @@ pub(crate) struct Target {
 
 impl Target {
     pub(crate) fn from_config(config: &ConnectionConfig) -> Result<Target> {
-        if let Some(unknown) = config
-            .options
-            .keys()
-            .find(|k| !KNOWN_OPTIONS.contains(&k.as_str()))
-        {
-            return Err(Error::Configuration(format!(
-                "unknown option `{unknown}` for postgres; known options: {}",
-                KNOWN_OPTIONS.join(", ")
-            )));
-        }
+        config.reject_unknown_options(KNOWN_OPTIONS)?;
         let host = config
             .host
             .as_deref()
@@ -79,7 +48,11 @@ impl Target {
             .host(host)
             .port(port)
             .username(username)
-            .application_name(text_option(config, "application_name")?.unwrap_or("plugboard"))
+            .application_name(
+                config
+                    .text_option("application_name")?
+                    .unwrap_or("plugboard"),
+            )
             // A statement's text may hold a secret (`ALTER ROLE .. PASSWORD '..'`): sqlx must
             // not log it. Plugboard decides what of a query is recorded.
             .disable_statement_logging();
@@ -89,7 +62,7 @@ impl Target {
         if let Some(password) = &config.password {
             options = options.password(password.expose());
         }
-        if let Some(mode) = text_option(config, "sslmode")? {
+        if let Some(mode) = config.text_option("sslmode")? {
             let mode = PgSslMode::from_str(mode).map_err(|_| {
                 Error::Configuration(format!(
                     "sslmode `{mode}` is not one of disable, allow, prefer, require, verify-ca, \
@@ -98,37 +71,16 @@ impl Target {
             })?;
             options = options.ssl_mode(mode);
         }
-        if let Some(path) = text_option(config, "sslrootcert")? {
+        if let Some(path) = config.text_option("sslrootcert")? {
             options = options.ssl_root_cert(path);
         }
 
-        let connect_timeout = match config.options.get("connect_timeout_ms") {
-            None => Duration::from_secs(10),
-            Some(v) => Duration::from_millis(
-                v.as_u64()
-                    .filter(|ms| (1..=600_000).contains(ms))
-                    .ok_or_else(|| {
-                        Error::Configuration(
-                            "connect_timeout_ms must be an integer from 1 to 600000".into(),
-                        )
-                    })?,
-            ),
-        };
-        let pool = match config.options.get("pool") {
-            None => PoolSettings::default(),
-            Some(v) => PoolSettings::deserialize(v)
-                .map_err(|e| Error::Configuration(format!("options.pool: {e}")))?,
-        };
-        if !(1..=1000).contains(&pool.max_size) {
-            return Err(Error::Configuration(
-                "options.pool.max_size must be from 1 to 1000".into(),
-            ));
-        }
-        if pool.acquire_timeout_ms == 0 {
-            return Err(Error::Configuration(
-                "options.pool.acquire_timeout_ms must be positive".into(),
-            ));
-        }
+        let connect_timeout = Duration::from_millis(
+            config
+                .integer_option("connect_timeout_ms", 1..=600_000)?
+                .unwrap_or(10_000),
+        );
+        let pool = config.pool_settings()?;
         Ok(Target {
             options,
             pool,
@@ -147,16 +99,6 @@ impl Target {
             .idle_timeout(zero_is_none(self.pool.idle_timeout_s))
             .max_lifetime(zero_is_none(self.pool.max_lifetime_s))
             .connect_lazy_with(self.options.clone())
-    }
-}
-
-fn text_option<'a>(config: &'a ConnectionConfig, name: &str) -> Result<Option<&'a str>> {
-    match config.options.get(name) {
-        None | Some(serde_json::Value::Null) => Ok(None),
-        Some(serde_json::Value::String(s)) => Ok(Some(s)),
-        Some(_) => Err(Error::Configuration(format!(
-            "option `{name}` must be a string"
-        ))),
     }
 }
 

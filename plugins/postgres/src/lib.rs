@@ -59,7 +59,7 @@ impl Default for PostgresPlugin {
                         FieldKind::Json,
                         "Pool settings: max_size, acquire_timeout_ms, idle_timeout_s, max_lifetime_s",
                     )
-                    .default(r#"{"max_size":5,"acquire_timeout_ms":10000,"idle_timeout_s":300,"max_lifetime_s":3600}"#),
+                    .default(plugboard_connector::PoolSettings::default_json()),
                 ],
                 capabilities: Capabilities {
                     transactions: true,

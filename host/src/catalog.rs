@@ -32,11 +32,18 @@ pub struct Catalog {
 }
 
 impl Catalog {
-    /// The catalogue with every native plugin.
-    pub fn with_native_plugins() -> Catalog {
+    /// The catalogue with every native plugin; SQLite files may be opened only inside
+    /// `sqlite_allowed_dirs`.
+    pub fn with_native_plugins(sqlite_allowed_dirs: Vec<std::path::PathBuf>) -> Catalog {
         let mut catalog = Catalog::default();
         catalog.register(
             Arc::new(plugboard_plugin_postgres::PostgresPlugin::default()),
+            PluginKind::Native,
+        );
+        catalog.register(
+            Arc::new(plugboard_plugin_sqlite::SqlitePlugin::new(
+                sqlite_allowed_dirs,
+            )),
             PluginKind::Native,
         );
         catalog

@@ -49,6 +49,8 @@ pub struct Settings {
     pub previous_encryption_keys: Option<String>,
     /// Largest request body accepted.
     pub body_limit: usize,
+    /// Directories the SQLite plugin may open files in (`PLUGBOARD_SQLITE_ALLOWED_DIRS`).
+    pub sqlite_allowed_dirs: Vec<PathBuf>,
 }
 
 impl std::fmt::Debug for Settings {
@@ -61,6 +63,7 @@ impl std::fmt::Debug for Settings {
                 &self.encryption_key.as_ref().map(|_| "(set)"),
             )
             .field("body_limit", &self.body_limit)
+            .field("sqlite_allowed_dirs", &self.sqlite_allowed_dirs)
             .finish()
     }
 }
@@ -74,6 +77,7 @@ impl Settings {
             encryption_key: None,
             previous_encryption_keys: None,
             body_limit: api::DEFAULT_BODY_LIMIT,
+            sqlite_allowed_dirs: Vec::new(),
         }
     }
 }
@@ -132,11 +136,8 @@ pub async fn start(settings: &Settings) -> anyhow::Result<Arc<Service>> {
             store
         }
     };
-    Ok(Arc::new(Service::new(
-        store,
-        secrets,
-        Catalog::with_native_plugins(),
-    )))
+    let catalog = Catalog::with_native_plugins(settings.sqlite_allowed_dirs.clone());
+    Ok(Arc::new(Service::new(store, secrets, catalog)))
 }
 
 /// Serves the API on `listener` until `shutdown` completes, then closes every session and

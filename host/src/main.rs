@@ -22,7 +22,8 @@ enum Command {
     /// PLUGBOARD_ENCRYPTION_KEY (base64, 32 bytes; default: a key file in the data
     /// directory), PLUGBOARD_PREVIOUS_ENCRYPTION_KEYS (comma-separated, for rotation),
     /// PLUGBOARD_DATABASE_URL (a PostgreSQL store shared by replicas; default: SQLite in the
-    /// data directory).
+    /// data directory). PLUGBOARD_SQLITE_ALLOWED_DIRS (colon-separated) lists the directories
+    /// whose SQLite files connections may open; none by default.
     Serve {
         /// Address to listen on.
         #[arg(long, default_value = "127.0.0.1:8080")]
@@ -62,6 +63,10 @@ async fn main() -> anyhow::Result<()> {
                 encryption_key: env_var("PLUGBOARD_ENCRYPTION_KEY"),
                 previous_encryption_keys: env_var("PLUGBOARD_PREVIOUS_ENCRYPTION_KEYS"),
                 body_limit: max_body_bytes,
+                sqlite_allowed_dirs: plugboard_plugin_sqlite::connect::allowed_dirs_from(
+                    &env_var(plugboard_plugin_sqlite::connect::ALLOWED_DIRS_VAR)
+                        .unwrap_or_default(),
+                ),
                 ..Settings::new(data_dir)
             };
             let service = plugboard::start(&settings).await?;

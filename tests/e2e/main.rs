@@ -3,9 +3,11 @@
 //! exercises.
 
 mod api;
+mod conformance;
 mod postgres;
 mod registry_on_postgres;
 mod secrets;
+mod sqlite;
 
 use plugboard_tests::postgres::{PgServer, TEST_PASSWORD, TEST_USER};
 use serde_json::{Value, json};

@@ -1,0 +1,130 @@
+//! The conformance kit run against every native plugin whose engine runs here.
+
+use std::sync::Arc;
+
+use plugboard_connector::ConnectionConfig;
+use plugboard_tests::conformance::{Fixture, Target};
+use plugboard_tests::postgres::{PgServer, TEST_PASSWORD, TEST_USER};
+
+/// The fixture's data, the same in every dialect.
+const CUSTOMERS: &str = "INSERT INTO kit_customers (id, name, email, balance, active, joined, note) VALUES \
+    (1, 'Zoë', 'zoe@example.com', 10.50, TRUE, '2024-01-15', NULL), \
+    (2, 'Łukasz', 'lukasz@example.com', NULL, FALSE, '2023-12-31', '日本語 ✓'), \
+    (3, 'Ann', NULL, 0, TRUE, NULL, NULL)";
+const ORDERS: &str = "INSERT INTO kit_orders (id, customer_id, total, placed_at) VALUES \
+    (1, 1, 99.99, '2024-02-01 10:00:00'), (2, 1, 150.00, '2024-02-02 11:30:00'), (3, 2, NULL, NULL)";
+
+fn standard_setup(customers: &str, orders: &str) -> Vec<String> {
+    vec![
+        customers.to_owned(),
+        orders.to_owned(),
+        "CREATE INDEX kit_orders_customer_idx ON kit_orders (customer_id)".to_owned(),
+        "CREATE VIEW kit_big_orders AS SELECT * FROM kit_orders WHERE total > 100".to_owned(),
+        CUSTOMERS.to_owned(),
+        ORDERS.to_owned(),
+    ]
+}
+
+async fn postgres() -> Target {
+    let pg = PgServer::shared();
+    let db = pg.create_database("kit");
+    let config = ConnectionConfig {
+        engine: "postgres".into(),
+        host: Some("127.0.0.1".into()),
+        port: Some(pg.port),
+        database: Some(db.clone()),
+        username: Some(TEST_USER.into()),
+        password: Some(plugboard_connector::Secret::new(TEST_PASSWORD)),
+        options: serde_json::json!({"sslmode": "disable"})
+            .as_object()
+            .unwrap()
+            .clone(),
+    };
+    let mut setup = standard_setup(
+        "CREATE TABLE kit_customers (id integer PRIMARY KEY, name text NOT NULL, \
+         email varchar(100) UNIQUE, balance numeric(10, 2), active boolean, joined date, note text)",
+        "CREATE TABLE kit_orders (id integer PRIMARY KEY, \
+         customer_id integer REFERENCES kit_customers (id), total numeric(10, 2), placed_at timestamp)",
+    );
+    setup.push("COMMENT ON TABLE kit_customers IS 'People who buy'".into());
+    let probe_db = db.clone();
+    Target {
+        plugin: Arc::new(plugboard_plugin_postgres::PostgresPlugin::default()),
+        wrong_password: Some(ConnectionConfig {
+            password: Some(plugboard_connector::Secret::new("wrong")),
+            ..config.clone()
+        }),
+        unreachable: Some(ConnectionConfig {
+            port: Some(plugboard_tests::free_port()),
+            ..config.clone()
+        }),
+        config,
+        fixture: Fixture {
+            setup,
+            schema: "public".into(),
+            database: db,
+            param_query: "SELECT name FROM kit_customers WHERE id = $1".into(),
+            slow_query: "SELECT pg_sleep(30) AS kit_slow".into(),
+            syntax_error_code: "42601".into(),
+            comments: true,
+        },
+        running: Some(Box::new(move |marker| {
+            PgServer::shared()
+                .admin(&format!(
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname = '{probe_db}' \
+                     AND state = 'active' AND query LIKE '%{marker}%' AND pid <> pg_backend_pid()"
+                ))
+                .trim()
+                .parse()
+                .unwrap()
+        })),
+    }
+}
+
+async fn sqlite() -> Target {
+    // The directory lives as long as the test process: the target outlives this function.
+    let dir = tempfile::tempdir().unwrap().keep();
+    let file = dir.join("kit.db");
+    std::fs::write(&file, b"").unwrap();
+    let allowed = plugboard_plugin_sqlite::connect::allowed_dirs_from(dir.to_str().unwrap());
+    let config = ConnectionConfig {
+        engine: "sqlite".into(),
+        host: None,
+        port: None,
+        database: Some(file.display().to_string()),
+        username: None,
+        password: None,
+        // One pooled connection: if an interrupted statement still ran, the next query
+        // would wait for it.
+        options: serde_json::json!({"writable": true, "pool": {"max_size": 1}})
+            .as_object()
+            .unwrap()
+            .clone(),
+    };
+    Target {
+        plugin: Arc::new(plugboard_plugin_sqlite::SqlitePlugin::new(allowed)),
+        config,
+        wrong_password: None,
+        unreachable: None,
+        fixture: Fixture {
+            setup: standard_setup(
+                "CREATE TABLE kit_customers (id INTEGER PRIMARY KEY, name TEXT NOT NULL, \
+                 email VARCHAR(100) UNIQUE, balance NUMERIC(10, 2), active BOOLEAN, joined DATE, note TEXT)",
+                "CREATE TABLE kit_orders (id INTEGER PRIMARY KEY, \
+                 customer_id INTEGER REFERENCES kit_customers (id), total NUMERIC(10, 2), placed_at DATETIME)",
+            ),
+            schema: "main".into(),
+            database: "main".into(),
+            param_query: "SELECT name FROM kit_customers WHERE id = ?1".into(),
+            slow_query:
+                "WITH RECURSIVE kit_slow(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM kit_slow \
+                         WHERE x < 10000000000) SELECT count(*) FROM kit_slow"
+                    .into(),
+            syntax_error_code: "1".into(),
+            comments: false,
+        },
+        running: None,
+    }
+}
+
+plugboard_tests::conformance!(postgres, sqlite);

@@ -1,0 +1,361 @@
+//! The conformance kit: the same checks run against every plugin, through the connector
+//! trait alone, so that a native plugin and a WebAssembly one are held to one standard.
+//!
+//! Each engine describes a [`Target`]: how to reach a fresh database, and the fixture in
+//! its dialect. The fixture is one logical schema everywhere: `kit_customers` and
+//! `kit_orders` (several types, primary keys, a foreign key, an index), the view
+//! `kit_big_orders`, a table comment where the engine has comments, and a few rows with
+//! NULLs and non-ASCII text. The kit creates it through the plugin's own `query`.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use plugboard_connector::{
+    CommonType, ConnectionConfig, Error, IntrospectOptions, Plugin, QueryRequest, SchemaInfo,
+    Session, TableKind, Value,
+};
+
+/// An engine's dialect of the fixture and of the queries the kit runs.
+pub struct Fixture {
+    /// Statements that create the fixture, in order.
+    pub setup: Vec<String>,
+    /// The schema the fixture lives in.
+    pub schema: String,
+    /// The database the connection names, as `list_databases` reports it.
+    pub database: String,
+    /// `SELECT name FROM kit_customers WHERE id = <first parameter>`.
+    pub param_query: String,
+    /// A query that runs for well over ten seconds unless stopped; contains `kit_slow`.
+    pub slow_query: String,
+    /// The engine's code for `SELEC 1`, a syntax error.
+    pub syntax_error_code: String,
+    /// Whether the engine keeps comments on tables.
+    pub comments: bool,
+}
+
+/// Counts statements containing a marker still running on the target, seen from outside
+/// the plugin's session; `None` where the engine runs in-process.
+pub type RunningProbe = Box<dyn Fn(&str) -> usize + Send + Sync>;
+
+/// One plugin, reachable, with its fixture's dialect.
+pub struct Target {
+    pub plugin: Arc<dyn Plugin>,
+    /// A working configuration for a fresh, empty database.
+    pub config: ConnectionConfig,
+    /// The same with a wrong password, where the engine has passwords.
+    pub wrong_password: Option<ConnectionConfig>,
+    /// The same towards a port where nothing listens, where the engine is reached by network.
+    pub unreachable: Option<ConnectionConfig>,
+    pub fixture: Fixture,
+    pub running: Option<RunningProbe>,
+}
+
+async fn open(target: &Target, config: &ConnectionConfig) -> Box<dyn Session> {
+    target
+        .plugin
+        .open(config.clone())
+        .await
+        .expect("the configuration opens a session")
+}
+
+/// Runs a statement to its end and returns every row.
+pub async fn run(
+    session: &dyn Session,
+    sql: &str,
+    params: Vec<Value>,
+    timeout_ms: Option<u32>,
+) -> Result<Vec<Vec<Value>>, Error> {
+    let mut stream = session
+        .query(QueryRequest {
+            sql: sql.to_owned(),
+            params,
+            timeout_ms,
+        })
+        .await?;
+    let mut rows = Vec::new();
+    while let Some(batch) = stream.next_batch(100).await? {
+        rows.extend(batch);
+    }
+    Ok(rows)
+}
+
+/// A session on the target with the fixture created.
+async fn with_fixture(target: &Target) -> Box<dyn Session> {
+    let session = open(target, &target.config).await;
+    for statement in &target.fixture.setup {
+        run(session.as_ref(), statement, Vec::new(), Some(30_000))
+            .await
+            .unwrap_or_else(|e| panic!("fixture statement failed: {e}\n{statement}"));
+    }
+    session
+}
+
+/// `test` answers with a version and a latency.
+pub async fn test_reports_the_server(target: &Target) {
+    let session = open(target, &target.config).await;
+    let info = session.test().await.expect("test passes");
+    assert!(!info.version.is_empty());
+    assert!(
+        info.latency_ms > 0.0 && info.latency_ms < 5_000.0,
+        "{}",
+        info.latency_ms
+    );
+    session.close().await;
+}
+
+/// `list_databases` includes the connection's database.
+pub async fn databases_include_the_connections(target: &Target) {
+    let session = open(target, &target.config).await;
+    let names = session
+        .list_databases()
+        .await
+        .expect("databases are listed");
+    assert!(names.contains(&target.fixture.database), "{names:?}");
+    session.close().await;
+}
+
+fn find<'a>(
+    schemas: &'a [SchemaInfo],
+    schema: &str,
+    table: &str,
+) -> &'a plugboard_connector::TableInfo {
+    schemas
+        .iter()
+        .find(|s| s.name == schema)
+        .unwrap_or_else(|| panic!("schema {schema} not found"))
+        .tables
+        .iter()
+        .find(|t| t.name == table)
+        .unwrap_or_else(|| panic!("table {schema}.{table} not found"))
+}
+
+/// Introspection finds every fixture object, with types, keys and indexes right.
+pub async fn introspection_finds_the_fixture(target: &Target) {
+    let session = with_fixture(target).await;
+    let schemas = session
+        .introspect(&IntrospectOptions::default())
+        .await
+        .expect("introspection");
+    let schema = &target.fixture.schema;
+
+    let customers = find(&schemas, schema, "kit_customers");
+    assert_eq!(customers.kind, TableKind::Table);
+    if target.fixture.comments {
+        assert_eq!(customers.comment.as_deref(), Some("People who buy"));
+    }
+    let column = |name: &str| {
+        customers
+            .columns
+            .iter()
+            .find(|c| c.name == name)
+            .unwrap_or_else(|| panic!("column {name}"))
+    };
+    let id = column("id");
+    assert!(
+        matches!(
+            id.common_type,
+            CommonType::Int16 | CommonType::Int32 | CommonType::Int64
+        ),
+        "{id:?}"
+    );
+    assert!(id.primary_key && !id.nullable, "{id:?}");
+    for (name, expected) in [
+        ("name", CommonType::Text),
+        ("balance", CommonType::Decimal),
+        ("active", CommonType::Boolean),
+        ("joined", CommonType::Date),
+    ] {
+        assert_eq!(
+            column(name).common_type,
+            expected,
+            "{name}: {:?}",
+            column(name)
+        );
+    }
+    assert!(!column("name").nullable);
+    assert!(column("note").nullable);
+    let positions: Vec<u32> = customers.columns.iter().map(|c| c.position).collect();
+    assert_eq!(positions, (1..=positions.len() as u32).collect::<Vec<_>>());
+
+    let orders = find(&schemas, schema, "kit_orders");
+    let fk = orders
+        .foreign_keys
+        .first()
+        .expect("kit_orders has a foreign key");
+    assert_eq!(fk.columns, ["customer_id"]);
+    assert_eq!(fk.referenced_table, "kit_customers");
+    assert_eq!(fk.referenced_columns, ["id"]);
+    let index = orders
+        .indexes
+        .iter()
+        .find(|i| i.name == "kit_orders_customer_idx")
+        .expect("kit_orders_customer_idx");
+    assert_eq!(index.columns, ["customer_id"]);
+    assert!(!index.unique);
+    assert_eq!(
+        find(&schemas, schema, "kit_big_orders").kind,
+        TableKind::View
+    );
+
+    // A table filter leaves everything else out.
+    let only = IntrospectOptions {
+        tables: vec!["kit_orders".into()],
+        ..Default::default()
+    };
+    let filtered = session
+        .introspect(&only)
+        .await
+        .expect("filtered introspection");
+    let names: Vec<&str> = filtered
+        .iter()
+        .flat_map(|s| s.tables.iter().map(|t| t.name.as_str()))
+        .collect();
+    assert_eq!(names, ["kit_orders"]);
+    session.close().await;
+}
+
+/// Parameters bind, NULLs and non-ASCII text come back as they went in, and rows arrive in
+/// batches no larger than asked.
+pub async fn queries_bind_parameters_and_keep_values(target: &Target) {
+    let session = with_fixture(target).await;
+    let rows = run(
+        session.as_ref(),
+        &target.fixture.param_query,
+        vec![Value::Int(1)],
+        None,
+    )
+    .await
+    .unwrap();
+    assert_eq!(rows, [[Value::Text("Zoë".into())]]);
+    let rows = run(
+        session.as_ref(),
+        "SELECT note FROM kit_customers ORDER BY id",
+        Vec::new(),
+        None,
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        rows,
+        [
+            [Value::Null],
+            [Value::Text("日本語 ✓".into())],
+            [Value::Null]
+        ]
+    );
+
+    let mut stream = session
+        .query(QueryRequest {
+            sql: "SELECT id FROM kit_customers ORDER BY id".into(),
+            params: Vec::new(),
+            timeout_ms: None,
+        })
+        .await
+        .unwrap();
+    assert_eq!(stream.columns().len(), 1);
+    assert_eq!(stream.columns()[0].name, "id");
+    let mut sizes = Vec::new();
+    while let Some(batch) = stream.next_batch(2).await.unwrap() {
+        sizes.push(batch.len());
+    }
+    assert_eq!(sizes, [2, 1]);
+    session.close().await;
+}
+
+/// A query past its deadline fails with a timeout and stops on the target; the session
+/// stays usable.
+pub async fn timeouts_stop_the_query(target: &Target) {
+    let session = open(target, &target.config).await;
+    let started = Instant::now();
+    let result = run(
+        session.as_ref(),
+        &target.fixture.slow_query,
+        Vec::new(),
+        Some(500),
+    )
+    .await;
+    assert!(matches!(result, Err(Error::Timeout(_))), "{result:?}");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "took {:?}",
+        started.elapsed()
+    );
+    if let Some(running) = &target.running {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while running("kit_slow") > 0 {
+            assert!(
+                Instant::now() < deadline,
+                "the query still runs on the target"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    let started = Instant::now();
+    let rows = run(session.as_ref(), "SELECT 1", Vec::new(), Some(5_000))
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), 1);
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "the session was still busy"
+    );
+    session.close().await;
+}
+
+/// A syntax error is a query error carrying the engine's own code.
+pub async fn syntax_errors_carry_the_engine_code(target: &Target) {
+    let session = open(target, &target.config).await;
+    match run(session.as_ref(), "SELEC 1", Vec::new(), None).await {
+        Err(Error::Query(q)) => assert_eq!(
+            q.code.as_deref(),
+            Some(target.fixture.syntax_error_code.as_str()),
+            "{q:?}"
+        ),
+        other => panic!("expected a query error, got {other:?}"),
+    }
+    session.close().await;
+}
+
+/// A wrong password is an authentication error; an unreachable port a connection error.
+pub async fn failures_are_classified(target: &Target) {
+    if let Some(config) = &target.wrong_password {
+        let session = open(target, config).await;
+        let result = session.test().await;
+        assert!(
+            matches!(result, Err(Error::Authentication(_))),
+            "{result:?}"
+        );
+    }
+    if let Some(config) = &target.unreachable {
+        let session = open(target, config).await;
+        let result = session.test().await;
+        assert!(matches!(result, Err(Error::Connection(_))), "{result:?}");
+    }
+}
+
+/// Generates one test per kit case for each named target constructor (an `async fn() ->
+/// Target` in scope), in a module of that name.
+#[macro_export]
+macro_rules! conformance {
+    ($($engine:ident),+ $(,)?) => {
+        $(
+            mod $engine {
+                use $crate::conformance as kit;
+                #[tokio::test]
+                async fn test_reports_the_server() { kit::test_reports_the_server(&super::$engine().await).await }
+                #[tokio::test]
+                async fn databases_include_the_connections() { kit::databases_include_the_connections(&super::$engine().await).await }
+                #[tokio::test]
+                async fn introspection_finds_the_fixture() { kit::introspection_finds_the_fixture(&super::$engine().await).await }
+                #[tokio::test]
+                async fn queries_bind_parameters_and_keep_values() { kit::queries_bind_parameters_and_keep_values(&super::$engine().await).await }
+                #[tokio::test]
+                async fn timeouts_stop_the_query() { kit::timeouts_stop_the_query(&super::$engine().await).await }
+                #[tokio::test]
+                async fn syntax_errors_carry_the_engine_code() { kit::syntax_errors_carry_the_engine_code(&super::$engine().await).await }
+                #[tokio::test]
+                async fn failures_are_classified() { kit::failures_are_classified(&super::$engine().await).await }
+            }
+        )+
+    };
+}

@@ -25,6 +25,11 @@ if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && ! command -v initdb 
     echo "installing PostgreSQL (Debian package postgresql)"
     apt_install postgresql postgresql-client
 fi
+# MariaDB: mariadb-install-db, mariadbd, mariadb-admin and the mariadb client.
+if ! command -v mariadbd >/dev/null 2>&1 && [ ! -x /usr/sbin/mariadbd ]; then
+    echo "installing MariaDB (Debian package mariadb-server)"
+    apt_install mariadb-server mariadb-client
+fi
 # The test set-up runs PostgreSQL as the postgres user when started as root.
 if [ "$(id -u)" = 0 ] && ! id postgres >/dev/null 2>&1; then
     echo "the postgres user is missing: reinstall the postgresql package" >&2

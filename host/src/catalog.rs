@@ -41,6 +41,10 @@ impl Catalog {
             PluginKind::Native,
         );
         catalog.register(
+            Arc::new(plugboard_plugin_mysql::MysqlPlugin::default()),
+            PluginKind::Native,
+        );
+        catalog.register(
             Arc::new(plugboard_plugin_sqlite::SqlitePlugin::new(
                 sqlite_allowed_dirs,
             )),

@@ -127,4 +127,59 @@ async fn sqlite() -> Target {
     }
 }
 
-plugboard_tests::conformance!(postgres, sqlite);
+async fn mariadb() -> Target {
+    use plugboard_tests::mariadb::{self, MariaServer};
+    let server = MariaServer::shared();
+    let db = server.create_database("kit");
+    let config = ConnectionConfig {
+        engine: "mysql".into(),
+        host: Some("127.0.0.1".into()),
+        port: Some(server.port),
+        database: Some(db.clone()),
+        username: Some(mariadb::TEST_USER.into()),
+        password: Some(plugboard_connector::Secret::new(mariadb::TEST_PASSWORD)),
+        options: serde_json::json!({"ssl_mode": "disabled"})
+            .as_object()
+            .unwrap()
+            .clone(),
+    };
+    Target {
+        plugin: Arc::new(plugboard_plugin_mysql::MysqlPlugin::default()),
+        wrong_password: Some(ConnectionConfig {
+            password: Some(plugboard_connector::Secret::new("wrong")),
+            ..config.clone()
+        }),
+        unreachable: Some(ConnectionConfig {
+            port: Some(plugboard_tests::free_port()),
+            ..config.clone()
+        }),
+        config,
+        fixture: Fixture {
+            setup: standard_setup(
+                "CREATE TABLE kit_customers (id INT PRIMARY KEY, name VARCHAR(100) NOT NULL, \
+                 email VARCHAR(100) UNIQUE, balance DECIMAL(10, 2), active BOOLEAN, joined DATE, \
+                 note TEXT) COMMENT = 'People who buy'",
+                "CREATE TABLE kit_orders (id INT PRIMARY KEY, customer_id INT, total DECIMAL(10, 2), \
+                 placed_at DATETIME, FOREIGN KEY (customer_id) REFERENCES kit_customers (id))",
+            ),
+            schema: db.clone(),
+            database: db,
+            param_query: "SELECT name FROM kit_customers WHERE id = ?".into(),
+            slow_query: "SELECT SLEEP(30) AS kit_slow".into(),
+            syntax_error_code: "1064".into(),
+            comments: true,
+        },
+        running: Some(Box::new(|marker| {
+            MariaServer::shared()
+                .admin(&format!(
+                    "SELECT COUNT(*) FROM information_schema.PROCESSLIST \
+                     WHERE INFO LIKE '%{marker}%' AND ID <> CONNECTION_ID()"
+                ))
+                .trim()
+                .parse()
+                .unwrap()
+        })),
+    }
+}
+
+plugboard_tests::conformance!(postgres, sqlite, mariadb);

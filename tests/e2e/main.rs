@@ -4,6 +4,7 @@
 
 mod api;
 mod conformance;
+mod mariadb;
 mod postgres;
 mod registry_on_postgres;
 mod secrets;

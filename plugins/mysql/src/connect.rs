@@ -1,0 +1,90 @@
+//! From a connection's configuration to sqlx connect options and a bounded pool.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use plugboard_connector::{ConnectionConfig, Error, PoolSettings, Result};
+use sqlx::mysql::{MySqlConnectOptions, MySqlPoolOptions, MySqlSslMode};
+use sqlx::{ConnectOptions as _, MySqlPool};
+
+pub(crate) const KNOWN_OPTIONS: &[&str] = &["ssl_mode", "ssl_ca", "connect_timeout_ms", "pool"];
+pub(crate) const DEFAULT_PORT: u16 = 3306;
+
+/// Everything a session needs to connect, checked once when the session opens.
+#[derive(Debug, Clone)]
+pub(crate) struct Target {
+    pub options: MySqlConnectOptions,
+    pub pool: PoolSettings,
+    pub connect_timeout: Duration,
+    /// The database the connection names, if any.
+    pub database: Option<String>,
+    /// `host:port`, for messages; never the password.
+    pub address: String,
+}
+
+impl Target {
+    pub(crate) fn from_config(config: &ConnectionConfig) -> Result<Target> {
+        config.reject_unknown_options(KNOWN_OPTIONS)?;
+        let host = config
+            .host
+            .as_deref()
+            .filter(|h| !h.is_empty())
+            .ok_or_else(|| Error::Configuration("mysql needs a host".into()))?;
+        let username = config
+            .username
+            .as_deref()
+            .filter(|u| !u.is_empty())
+            .ok_or_else(|| Error::Configuration("mysql needs a username".into()))?;
+        let port = config.port.unwrap_or(DEFAULT_PORT);
+        let mut options = MySqlConnectOptions::new()
+            .host(host)
+            .port(port)
+            .username(username)
+            .charset("utf8mb4")
+            // A statement's text may hold a secret: sqlx must not log it.
+            .disable_statement_logging();
+        let database = config.database.clone().filter(|d| !d.is_empty());
+        if let Some(db) = &database {
+            options = options.database(db);
+        }
+        if let Some(password) = &config.password {
+            options = options.password(password.expose());
+        }
+        if let Some(mode) = config.text_option("ssl_mode")? {
+            let mode = MySqlSslMode::from_str(mode).map_err(|_| {
+                Error::Configuration(format!(
+                    "ssl_mode `{mode}` is not one of disabled, preferred, required, verify_ca, \
+                     verify_identity"
+                ))
+            })?;
+            options = options.ssl_mode(mode);
+        }
+        if let Some(ca) = config.text_option("ssl_ca")? {
+            options = options.ssl_ca(ca);
+        }
+        let connect_timeout = Duration::from_millis(
+            config
+                .integer_option("connect_timeout_ms", 1..=600_000)?
+                .unwrap_or(10_000),
+        );
+        Ok(Target {
+            options,
+            pool: config.pool_settings()?,
+            connect_timeout,
+            database,
+            address: format!("{host}:{port}"),
+        })
+    }
+
+    /// A pool that connects on first use.
+    pub(crate) fn lazy_pool(&self) -> MySqlPool {
+        let zero_is_none = |s: u64| (s > 0).then(|| Duration::from_secs(s));
+        MySqlPoolOptions::new()
+            .max_connections(self.pool.max_size)
+            .min_connections(0)
+            .acquire_timeout(Duration::from_millis(self.pool.acquire_timeout_ms))
+            .idle_timeout(zero_is_none(self.pool.idle_timeout_s))
+            .max_lifetime(zero_is_none(self.pool.max_lifetime_s))
+            .connect_lazy_with(self.options.clone())
+    }
+}

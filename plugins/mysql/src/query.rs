@@ -1,0 +1,242 @@
+//! Running a query as a stream of row batches.
+//!
+//! A query runs as a prepared statement on a pooled connection whose id the plugin notes
+//! first. Its deadline is enforced on the server with `KILL QUERY <id>` from a separate
+//! connection, which works for every statement on both MySQL and MariaDB (unlike
+//! MySQL's `max_execution_time`, for SELECT only, or MariaDB's `max_statement_time`). The same
+//! kill stops a query whose consumer went away. Rows travel through the bounded channel
+//! every native plugin shares.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use futures_util::StreamExt as _;
+use plugboard_connector::{
+    ChannelResultStream, ColumnMeta, Error, QueryRequest, Result, ResultStream, Row, StreamEvent,
+    Value,
+};
+use sqlx::mysql::{MySqlArguments, MySqlConnectOptions};
+use sqlx::pool::PoolConnection;
+use sqlx::{
+    Arguments as _, Column as _, ConnectOptions as _, Connection as _, Decode, Either,
+    Executor as _, MySql, MySqlPool, Row as _, Statement as _, TypeInfo as _, ValueRef as _,
+};
+use tokio::sync::mpsc;
+
+use crate::{error, types};
+
+const BATCH_ROWS: usize = 256;
+const CHANNEL_BATCHES: usize = 2;
+
+/// Stops a running query from outside its connection.
+#[derive(Clone)]
+struct Killer {
+    options: MySqlConnectOptions,
+    connection_id: u64,
+    deadline: Option<Instant>,
+    /// Set once the deadline's kill was sent: some statements (a lone `SLEEP()`) end
+    /// without an error when killed, and must still be reported as timed out.
+    fired: Arc<AtomicBool>,
+}
+
+impl Killer {
+    fn deadline_passed(&self) -> bool {
+        self.deadline.is_some_and(|d| Instant::now() >= d)
+    }
+
+    /// `KILL QUERY` from a new connection (the pool may be exhausted by the very query).
+    async fn kill(&self) {
+        if let Ok(mut conn) = self.options.connect().await {
+            let _ = sqlx::query(&format!("KILL QUERY {}", self.connection_id))
+                .execute(&mut conn)
+                .await;
+            let _ = conn.close().await;
+        }
+    }
+}
+
+fn bind(arguments: &mut MySqlArguments, value: &Value) -> std::result::Result<(), String> {
+    let result = match value {
+        Value::Null => arguments.add(Option::<i64>::None),
+        Value::Boolean(b) => arguments.add(*b),
+        Value::Int(i) => arguments.add(*i),
+        Value::Uint(u) => arguments.add(*u),
+        Value::Float(f) => arguments.add(*f),
+        Value::Decimal(s)
+        | Value::Text(s)
+        | Value::Date(s)
+        | Value::Time(s)
+        | Value::Timestamp(s) => arguments.add(s.clone()),
+        Value::Bytes(b) => arguments.add(b.clone()),
+        Value::Json(_) | Value::Array(_) => arguments.add(value.to_json().to_string()),
+    };
+    result.map_err(|e| e.to_string())
+}
+
+pub(crate) async fn start(
+    pool: &MySqlPool,
+    options: &MySqlConnectOptions,
+    request: QueryRequest,
+) -> Result<Box<dyn ResultStream>> {
+    let mut conn = pool
+        .acquire()
+        .await
+        .map_err(|e| error::map(e, "acquiring a connection", false))?;
+    let connection_id: u64 = sqlx::query_scalar("SELECT CONNECTION_ID()")
+        .fetch_one(&mut *conn)
+        .await
+        .map_err(|e| error::map(e, "reading the connection id", false))?;
+    let statement = (&mut *conn)
+        .prepare(&request.sql)
+        .await
+        .map_err(|e| error::map(e, "preparing the query", false))?;
+    let columns: Vec<ColumnMeta> = statement
+        .columns()
+        .iter()
+        .map(|c| {
+            let name = c.type_info().name().to_owned();
+            ColumnMeta {
+                name: c.name().to_owned(),
+                common_type: types::common_type(&name, None),
+                data_type: name.to_ascii_lowercase(),
+            }
+        })
+        .collect();
+    let expected = match statement.parameters() {
+        Some(Either::Right(n)) => n,
+        Some(Either::Left(types)) => types.len(),
+        None => 0,
+    };
+    if expected != request.params.len() {
+        return Err(Error::InvalidInput(format!(
+            "the query takes {expected} parameter(s), {} given",
+            request.params.len()
+        )));
+    }
+    let mut arguments = MySqlArguments::default();
+    for (i, value) in request.params.iter().enumerate() {
+        bind(&mut arguments, value)
+            .map_err(|e| Error::InvalidInput(format!("parameter {}: {e}", i + 1)))?;
+    }
+
+    let timeout = request
+        .timeout_ms
+        .map(|ms| Duration::from_millis(ms.into()));
+    let killer = Killer {
+        options: options.clone(),
+        connection_id,
+        deadline: timeout.map(|t| Instant::now() + t),
+        fired: Arc::new(AtomicBool::new(false)),
+    };
+    let (tx, mut rx) = mpsc::channel(CHANNEL_BATCHES);
+    let width = columns.len();
+    tokio::spawn(produce(
+        conn,
+        request.sql,
+        arguments,
+        width,
+        tx,
+        killer,
+        timeout,
+    ));
+    let first = rx.recv().await;
+    Ok(Box::new(ChannelResultStream::new(columns, first, rx)))
+}
+
+async fn produce(
+    mut conn: PoolConnection<MySql>,
+    sql: String,
+    arguments: MySqlArguments,
+    width: usize,
+    tx: mpsc::Sender<StreamEvent>,
+    killer: Killer,
+    timeout: Option<Duration>,
+) {
+    let watchdog = timeout.map(|t| {
+        let killer = killer.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(t).await;
+            killer.fired.store(true, Ordering::SeqCst);
+            killer.kill().await;
+        })
+    });
+    let mut batch: Vec<Row> = Vec::with_capacity(BATCH_ROWS);
+    let last = {
+        let mut rows = (&mut *conn).fetch_many(sqlx::query_with(&sql, arguments));
+        let mut rows_affected = 0;
+        loop {
+            match rows.next().await {
+                None => break Some(StreamEvent::Done { rows_affected }),
+                Some(Err(e)) => {
+                    break Some(StreamEvent::Failed(error::map(
+                        e,
+                        "running the query",
+                        killer.deadline_passed(),
+                    )));
+                }
+                Some(Ok(Either::Left(done))) => rows_affected += done.rows_affected(),
+                Some(Ok(Either::Right(row))) => {
+                    match decode_row(&row, width) {
+                        Ok(r) => batch.push(r),
+                        Err(e) => {
+                            killer.kill().await;
+                            while rows.next().await.is_some() {}
+                            break Some(StreamEvent::Failed(e));
+                        }
+                    }
+                    if batch.len() == BATCH_ROWS {
+                        let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH_ROWS));
+                        if tx.send(StreamEvent::Rows(full)).await.is_err() {
+                            // The consumer is gone: stop the query on the server, then read
+                            // the connection clean so it can go back to the pool.
+                            killer.kill().await;
+                            while rows.next().await.is_some() {}
+                            break None;
+                        }
+                    }
+                }
+            }
+        }
+    };
+    // The query is over: the watchdog must not kill whatever runs on this connection next.
+    if let Some(w) = watchdog {
+        w.abort();
+    }
+    let last = match last {
+        Some(StreamEvent::Done { .. }) if killer.fired.load(Ordering::SeqCst) => {
+            Some(StreamEvent::Failed(Error::Timeout(
+                "the query ran past its deadline and was killed on the server".into(),
+            )))
+        }
+        other => other,
+    };
+    if let Some(last) = last {
+        if !batch.is_empty() {
+            let _ = tx.send(StreamEvent::Rows(batch)).await;
+        }
+        let _ = tx.send(last).await;
+    }
+    drop(conn);
+}
+
+/// Decodes a row by the types the server sent with the result, which can be more precise
+/// than the prepared statement's (a bare `?` column is typed NULL until executed).
+fn decode_row(row: &sqlx::mysql::MySqlRow, width: usize) -> Result<Row> {
+    (0..width)
+        .map(|i| {
+            let raw = row
+                .try_get_raw(i)
+                .map_err(|e| error::map(e, "reading a row", false))?;
+            if raw.is_null() {
+                return Ok(Value::Null);
+            }
+            let name = raw.type_info().name().to_owned();
+            // Read the bytes as they came, whatever the type: the decoding is ours.
+            let bytes = <&[u8] as Decode<MySql>>::decode(raw)
+                .map_err(|e| Error::Unsupported(format!("column {}: {e}", i + 1)))?;
+            types::decode(&name, bytes)
+                .map_err(|e| Error::Unsupported(format!("column {}: {e}", i + 1)))
+        })
+        .collect()
+}

@@ -3,3 +3,4 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo bench --locked -p plugboard-tests --bench introspect
+cargo bench --locked -p plugboard-tests --bench introspect_mariadb

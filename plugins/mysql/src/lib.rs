@@ -16,7 +16,7 @@ use sqlx::{ConnectOptions as _, Connection as _, MySqlPool};
 
 mod connect;
 mod error;
-mod introspect;
+pub mod introspect;
 mod query;
 mod types;
 

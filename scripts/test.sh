@@ -30,6 +30,13 @@ if ! command -v mariadbd >/dev/null 2>&1 && [ ! -x /usr/sbin/mariadbd ]; then
     echo "installing MariaDB (Debian package mariadb-server)"
     apt_install mariadb-server mariadb-client
 fi
+# A MongoDB-wire-compatible server (not mongod, which Debian does not ship), pinned.
+if ! command -v secantusd-py >/dev/null 2>&1; then
+    echo "installing secantusdb (PyPI) for the MongoDB tests"
+    python3 -m pip install --quiet --disable-pip-version-check "secantusdb==0.7.0b3"
+    # Under pyenv, new console scripts appear on the PATH only after a rehash.
+    if command -v pyenv >/dev/null 2>&1; then pyenv rehash; fi
+fi
 # The test set-up runs PostgreSQL as the postgres user when started as root.
 if [ "$(id -u)" = 0 ] && ! id postgres >/dev/null 2>&1; then
     echo "the postgres user is missing: reinstall the postgresql package" >&2

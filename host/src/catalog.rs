@@ -45,6 +45,10 @@ impl Catalog {
             PluginKind::Native,
         );
         catalog.register(
+            Arc::new(plugboard_plugin_mongodb::MongoPlugin::default()),
+            PluginKind::Native,
+        );
+        catalog.register(
             Arc::new(plugboard_plugin_sqlite::SqlitePlugin::new(
                 sqlite_allowed_dirs,
             )),

@@ -224,11 +224,15 @@ impl ConnectionInput {
     }
 }
 
-/// The body of the query endpoint.
+/// The body of the query endpoint: `sql` for SQL engines, or `command` (a JSON object) for
+/// document stores.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct QueryInput {
-    pub sql: String,
+    #[serde(default)]
+    pub sql: Option<String>,
+    #[serde(default)]
+    pub command: Option<serde_json::Value>,
     #[serde(default)]
     pub params: Vec<serde_json::Value>,
     pub limit: Option<u64>,
@@ -248,9 +252,26 @@ impl QueryInput {
     /// Validates the query; `Err` holds one message per problem.
     pub fn validate(self) -> Result<ValidQuery, Vec<String>> {
         let mut problems = Vec::new();
-        if self.sql.trim().is_empty() {
-            problems.push("sql must not be empty".to_owned());
-        }
+        let text = match (self.sql, self.command) {
+            (Some(sql), None) if !sql.trim().is_empty() => sql,
+            (Some(_), None) => {
+                problems.push("sql must not be empty".to_owned());
+                String::new()
+            }
+            (None, Some(command @ serde_json::Value::Object(_))) => command.to_string(),
+            (None, Some(_)) => {
+                problems.push("command must be a JSON object".to_owned());
+                String::new()
+            }
+            (Some(_), Some(_)) => {
+                problems.push("give either sql or command, not both".to_owned());
+                String::new()
+            }
+            (None, None) => {
+                problems.push("sql (or, for document stores, command) is required".to_owned());
+                String::new()
+            }
+        };
         let limit = self.limit.unwrap_or(DEFAULT_LIMIT);
         if !(1..=MAX_LIMIT).contains(&limit) {
             problems.push(format!("limit must be from 1 to {MAX_LIMIT}"));
@@ -263,7 +284,7 @@ impl QueryInput {
             return Err(problems);
         }
         Ok(ValidQuery {
-            sql: self.sql,
+            sql: text,
             params: self.params.iter().map(Value::from_json).collect(),
             limit: limit as usize,
             timeout_ms: timeout_ms as u32,
@@ -366,6 +387,13 @@ mod tests {
         let v = q(json!({"sql": "select 1"})).unwrap();
         assert_eq!((v.limit, v.timeout_ms), (1000, 30_000));
         assert!(q(json!({"sql": " "})).is_err());
+        assert!(q(json!({})).is_err());
+        assert!(q(json!({"sql": "x", "command": {"find": "c"}})).is_err());
+        assert!(q(json!({"command": "find"})).is_err());
+        assert_eq!(
+            q(json!({"command": {"find": "c"}})).unwrap().sql,
+            r#"{"find":"c"}"#
+        );
         assert!(q(json!({"sql": "x", "limit": 0})).is_err());
         assert!(q(json!({"sql": "x", "limit": MAX_LIMIT + 1})).is_err());
         assert!(q(json!({"sql": "x", "timeout_ms": 0})).is_err());

@@ -5,6 +5,7 @@
 mod api;
 mod conformance;
 mod mariadb;
+mod mongodb;
 mod postgres;
 mod registry_on_postgres;
 mod secrets;

@@ -6,6 +6,7 @@
 
 pub mod conformance;
 pub mod mariadb;
+pub mod mongo;
 pub mod postgres;
 pub mod server;
 

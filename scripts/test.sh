@@ -43,6 +43,10 @@ if [ "$(id -u)" = 0 ] && ! id postgres >/dev/null 2>&1; then
     exit 1
 fi
 
+if [ -z "${PLUGBOARD_TEST_MSSQL_URL:-}" ]; then
+    echo "note: no SQL Server here; its conformance suite is skipped (set PLUGBOARD_TEST_MSSQL_URL to run it)"
+fi
+
 # Run everything, then close with one line that totals every test binary's results.
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT

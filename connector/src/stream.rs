@@ -19,8 +19,9 @@ pub enum StreamEvent {
     Rows(Vec<Row>),
     /// The result is exhausted.
     Done {
-        /// Rows the statement affected, as the engine counts them.
-        rows_affected: u64,
+        /// Rows the statement affected, as the engine counts them; `None` when the engine
+        /// does not say.
+        rows_affected: Option<u64>,
     },
     /// The query failed; nothing follows.
     Failed(Error),
@@ -73,7 +74,7 @@ impl ResultStream for ChannelResultStream {
             match event {
                 Some(StreamEvent::Rows(rows)) => self.pending = rows,
                 Some(StreamEvent::Done { rows_affected }) => {
-                    self.rows_affected = Some(rows_affected);
+                    self.rows_affected = rows_affected;
                     self.done = true;
                 }
                 Some(StreamEvent::Failed(e)) => {
@@ -123,9 +124,11 @@ mod tests {
         tokio::spawn(async move {
             tx.send(StreamEvent::Rows(rows(0..5))).await.unwrap();
             tx.send(StreamEvent::Rows(rows(5..6))).await.unwrap();
-            tx.send(StreamEvent::Done { rows_affected: 6 })
-                .await
-                .unwrap();
+            tx.send(StreamEvent::Done {
+                rows_affected: Some(6),
+            })
+            .await
+            .unwrap();
         });
         let mut stream = ChannelResultStream::new(column(), None, rx);
         let mut sizes = Vec::new();

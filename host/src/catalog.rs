@@ -49,6 +49,10 @@ impl Catalog {
             PluginKind::Native,
         );
         catalog.register(
+            Arc::new(plugboard_plugin_mssql::MssqlPlugin::default()),
+            PluginKind::Native,
+        );
+        catalog.register(
             Arc::new(plugboard_plugin_sqlite::SqlitePlugin::new(
                 sqlite_allowed_dirs,
             )),

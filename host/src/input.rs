@@ -84,6 +84,19 @@ fn decode(part: &str) -> String {
         .into_owned()
 }
 
+/// A URL query value as the JSON an option would hold: `true`/`false` and integers keep
+/// their type (`?connect_timeout_ms=500&tls=true`), anything else stays text.
+fn url_option(value: &str) -> serde_json::Value {
+    match value {
+        "true" => serde_json::Value::Bool(true),
+        "false" => serde_json::Value::Bool(false),
+        v => v
+            .parse::<u64>()
+            .map(serde_json::Value::from)
+            .unwrap_or_else(|_| serde_json::Value::String(v.to_owned())),
+    }
+}
+
 impl ConnectionInput {
     /// Validates the input; `known_engines` are the engine ids plugins serve. `Err` holds
     /// one message per problem.
@@ -169,7 +182,7 @@ impl ConnectionInput {
                         for (key, value) in url.query_pairs() {
                             options
                                 .entry(key.into_owned())
-                                .or_insert(serde_json::Value::String(value.into_owned()));
+                                .or_insert_with(|| url_option(&value));
                         }
                     }
                 }
@@ -316,6 +329,11 @@ mod tests {
         assert_eq!(v.fields.username.as_deref(), Some("app@corp"));
         assert_eq!(v.password, PasswordInput::Set(Secret::new("p@ss-w0rd")));
         assert_eq!(v.fields.options["sslmode"], "require");
+        let v = input(json!({"name": "m", "url": "mssql://sa:pw@h/db?trust_server_certificate=true&connect_timeout_ms=500"}))
+            .validate(&["mssql"])
+            .unwrap();
+        assert_eq!(v.fields.options["trust_server_certificate"], true);
+        assert_eq!(v.fields.options["connect_timeout_ms"], 500);
 
         let problems = input(json!({"name": "x", "url": "nosuch://u:hunter2@h/db"}))
             .validate(&["postgres"])

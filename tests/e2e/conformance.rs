@@ -25,7 +25,7 @@ fn standard_setup(customers: &str, orders: &str) -> Vec<String> {
     ]
 }
 
-async fn postgres() -> Target {
+async fn postgres() -> Option<Target> {
     let pg = PgServer::shared();
     let db = pg.create_database("kit");
     let config = ConnectionConfig {
@@ -48,7 +48,7 @@ async fn postgres() -> Target {
     );
     setup.push("COMMENT ON TABLE kit_customers IS 'People who buy'".into());
     let probe_db = db.clone();
-    Target {
+    Some(Target {
         plugin: Arc::new(plugboard_plugin_postgres::PostgresPlugin::default()),
         wrong_password: Some(ConnectionConfig {
             password: Some(plugboard_connector::Secret::new("wrong")),
@@ -65,6 +65,7 @@ async fn postgres() -> Target {
             database: db,
             param_query: "SELECT name FROM kit_customers WHERE id = $1".into(),
             slow_query: "SELECT pg_sleep(30) AS kit_slow".into(),
+            syntax_error: "SELEC 1".into(),
             syntax_error_code: "42601".into(),
             comments: true,
         },
@@ -78,10 +79,10 @@ async fn postgres() -> Target {
                 .parse()
                 .unwrap()
         })),
-    }
+    })
 }
 
-async fn sqlite() -> Target {
+async fn sqlite() -> Option<Target> {
     // The directory lives as long as the test process: the target outlives this function.
     let dir = tempfile::tempdir().unwrap().keep();
     let file = dir.join("kit.db");
@@ -101,7 +102,7 @@ async fn sqlite() -> Target {
             .unwrap()
             .clone(),
     };
-    Target {
+    Some(Target {
         plugin: Arc::new(plugboard_plugin_sqlite::SqlitePlugin::new(allowed)),
         config,
         wrong_password: None,
@@ -120,14 +121,15 @@ async fn sqlite() -> Target {
                 "WITH RECURSIVE kit_slow(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM kit_slow \
                          WHERE x < 10000000000) SELECT count(*) FROM kit_slow"
                     .into(),
+            syntax_error: "SELEC 1".into(),
             syntax_error_code: "1".into(),
             comments: false,
         },
         running: None,
-    }
+    })
 }
 
-async fn mariadb() -> Target {
+async fn mariadb() -> Option<Target> {
     use plugboard_tests::mariadb::{self, MariaServer};
     let server = MariaServer::shared();
     let db = server.create_database("kit");
@@ -143,7 +145,7 @@ async fn mariadb() -> Target {
             .unwrap()
             .clone(),
     };
-    Target {
+    Some(Target {
         plugin: Arc::new(plugboard_plugin_mysql::MysqlPlugin::default()),
         wrong_password: Some(ConnectionConfig {
             password: Some(plugboard_connector::Secret::new("wrong")),
@@ -166,6 +168,7 @@ async fn mariadb() -> Target {
             database: db,
             param_query: "SELECT name FROM kit_customers WHERE id = ?".into(),
             slow_query: "SELECT SLEEP(30) AS kit_slow".into(),
+            syntax_error: "SELEC 1".into(),
             syntax_error_code: "1064".into(),
             comments: true,
         },
@@ -179,7 +182,100 @@ async fn mariadb() -> Target {
                 .parse()
                 .unwrap()
         })),
-    }
+    })
 }
 
-plugboard_tests::conformance!(postgres, sqlite, mariadb);
+/// SQL Server, when `PLUGBOARD_TEST_MSSQL_URL` names one (`mssql://user:password@host:port/
+/// database?encrypt=off` or with `trust_server_certificate=true`): no SQL Server can run on
+/// our machines. Each target gets a fresh database created through the given one.
+async fn mssql() -> Option<Target> {
+    let Ok(url) = std::env::var("PLUGBOARD_TEST_MSSQL_URL") else {
+        eprintln!("SKIPPED: the SQL Server conformance suite needs PLUGBOARD_TEST_MSSQL_URL");
+        return None;
+    };
+    let input: plugboard::input::ConnectionInput =
+        serde_json::from_value(serde_json::json!({"name": "kit", "url": url})).unwrap();
+    let valid = input
+        .validate(&["mssql"])
+        .expect("PLUGBOARD_TEST_MSSQL_URL is a valid mssql:// URL");
+    let password = match valid.password {
+        plugboard::input::PasswordInput::Set(p) => Some(p),
+        _ => None,
+    };
+    let base = ConnectionConfig {
+        engine: "mssql".into(),
+        host: valid.fields.host,
+        port: valid.fields.port,
+        database: valid.fields.database,
+        username: valid.fields.username,
+        password,
+        options: valid.fields.options,
+    };
+    let plugin: Arc<dyn plugboard_connector::Plugin> =
+        Arc::new(plugboard_plugin_mssql::MssqlPlugin::default());
+    let db = format!("kit_{}", uuid::Uuid::new_v4().simple());
+    let admin = plugin
+        .open(base.clone())
+        .await
+        .expect("the SQL Server configuration opens");
+    plugboard_tests::conformance::run(
+        admin.as_ref(),
+        &format!("CREATE DATABASE {db}"),
+        Vec::new(),
+        Some(60_000),
+    )
+    .await
+    .expect("creating a database on the SQL Server");
+    admin.close().await;
+    let config = ConnectionConfig {
+        database: Some(db.clone()),
+        ..base
+    };
+    Some(Target {
+        plugin,
+        wrong_password: Some(ConnectionConfig {
+            password: Some(plugboard_connector::Secret::new("wrong-Passw0rd!")),
+            ..config.clone()
+        }),
+        unreachable: Some(ConnectionConfig {
+            host: Some("127.0.0.1".into()),
+            port: Some(plugboard_tests::free_port()),
+            ..config.clone()
+        }),
+        config,
+        fixture: Fixture {
+            setup: vec![
+                "CREATE TABLE kit_customers (id INT PRIMARY KEY, name NVARCHAR(100) NOT NULL, \
+                 email NVARCHAR(100) UNIQUE, balance DECIMAL(10, 2), active BIT, joined DATE, \
+                 note NVARCHAR(MAX))"
+                    .into(),
+                "CREATE TABLE kit_orders (id INT PRIMARY KEY, customer_id INT REFERENCES kit_customers (id), \
+                 total DECIMAL(10, 2), placed_at DATETIME2)"
+                    .into(),
+                "CREATE INDEX kit_orders_customer_idx ON kit_orders (customer_id)".into(),
+                "CREATE VIEW kit_big_orders AS SELECT * FROM kit_orders WHERE total > 100".into(),
+                "INSERT INTO kit_customers (id, name, email, balance, active, joined, note) VALUES \
+                 (1, N'Zoë', 'zoe@example.com', 10.50, 1, '2024-01-15', NULL), \
+                 (2, N'Łukasz', 'lukasz@example.com', NULL, 0, '2023-12-31', N'日本語 ✓'), \
+                 (3, N'Ann', NULL, 0, 1, NULL, NULL)"
+                    .into(),
+                "INSERT INTO kit_orders (id, customer_id, total, placed_at) VALUES \
+                 (1, 1, 99.99, '2024-02-01 10:00:00'), (2, 1, 150.00, '2024-02-02 11:30:00'), (3, 2, NULL, NULL)"
+                    .into(),
+                "EXEC sp_addextendedproperty 'MS_Description', 'People who buy', 'SCHEMA', 'dbo', \
+                 'TABLE', 'kit_customers'"
+                    .into(),
+            ],
+            schema: "dbo".into(),
+            database: db,
+            param_query: "SELECT name FROM kit_customers WHERE id = @P1".into(),
+            slow_query: "WAITFOR DELAY '00:00:30'; SELECT 1 AS kit_slow".into(),
+            syntax_error: "SELECT FROM WHERE".into(),
+            syntax_error_code: "156".into(),
+            comments: true,
+        },
+        running: None,
+    })
+}
+
+plugboard_tests::conformance!(postgres, sqlite, mariadb, mssql);

@@ -185,5 +185,9 @@ async fn produce(mut cursor: Cursor<Document>, tx: mpsc::Sender<StreamEvent>) {
     if !batch.is_empty() {
         let _ = tx.send(StreamEvent::Rows(batch)).await;
     }
-    let _ = tx.send(StreamEvent::Done { rows_affected: 0 }).await;
+    let _ = tx
+        .send(StreamEvent::Done {
+            rows_affected: None,
+        })
+        .await;
 }

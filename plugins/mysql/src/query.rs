@@ -167,7 +167,11 @@ async fn produce(
         let mut rows_affected = 0;
         loop {
             match rows.next().await {
-                None => break Some(StreamEvent::Done { rows_affected }),
+                None => {
+                    break Some(StreamEvent::Done {
+                        rows_affected: Some(rows_affected),
+                    });
+                }
                 Some(Err(e)) => {
                     break Some(StreamEvent::Failed(error::map(
                         e,

@@ -218,7 +218,11 @@ async fn produce(
     match ending {
         Ending::Done { rows_affected } => {
             flush(batch).await;
-            let _ = tx.send(StreamEvent::Done { rows_affected }).await;
+            let _ = tx
+                .send(StreamEvent::Done {
+                    rows_affected: Some(rows_affected),
+                })
+                .await;
         }
         Ending::Rejected(e) => {
             flush(batch).await;

@@ -168,7 +168,9 @@ async fn produce(
         let mut rows_affected = 0;
         loop {
             let event = match rows.next().await {
-                None => StreamEvent::Done { rows_affected },
+                None => StreamEvent::Done {
+                    rows_affected: Some(rows_affected),
+                },
                 Some(Err(e)) => StreamEvent::Failed(error::map(
                     e,
                     "running the query",

@@ -280,6 +280,11 @@ async fn plugins_are_listed_with_their_fields() {
     let reply = server.get("/api/v1/plugins").await;
     assert_eq!(reply.status, 200);
     let plugins = reply.body["plugins"].as_array().unwrap();
+    let names: Vec<&str> = plugins
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["mongodb", "mssql", "mysql", "postgres", "sqlite"]);
     let pg = plugins
         .iter()
         .find(|p| p["name"] == "postgres")

@@ -279,3 +279,95 @@ async fn mssql() -> Option<Target> {
 }
 
 plugboard_tests::conformance!(postgres, sqlite, mariadb, mssql);
+
+/// The fixture as documents: the same customers, with a field of mixed types (balance), a
+/// nested document, and a unique index.
+const MONGO_FIXTURE: &str = "
+from decimal import Decimal
+from bson.decimal128 import Decimal128
+import datetime
+db.kit_customers.insert_many([
+    {'_id': 1, 'name': 'Zoë', 'email': 'zoe@example.com', 'balance': Decimal128('10.50'), 'active': True,
+     'joined': datetime.datetime(2024, 1, 15), 'address': {'city': 'Paris'}},
+    {'_id': 2, 'name': 'Łukasz', 'email': 'lukasz@example.com', 'balance': None, 'active': False,
+     'joined': datetime.datetime(2023, 12, 31), 'note': '日本語 ✓'},
+    {'_id': 3, 'name': 'Ann', 'balance': 0, 'active': True},
+])
+db.kit_customers.create_index('email', unique=True, sparse=True)
+db.kit_orders.insert_one({'_id': 1, 'customer_id': 1, 'total': 99.99})
+";
+
+/// MongoDB: the MongoDB-compatible server the test set-up starts, or a real mongod when
+/// `PLUGBOARD_TEST_MONGODB_URL` names one (`mongodb://user:password@host:port/?authSource=admin`;
+/// each target gets a fresh database on it).
+async fn mongodb() -> Option<Target> {
+    let db = format!("kit_{}", uuid::Uuid::new_v4().simple());
+    let seed = format!("db = c['{db}']\n{MONGO_FIXTURE}");
+    let config = match std::env::var("PLUGBOARD_TEST_MONGODB_URL") {
+        Ok(url) => {
+            plugboard_tests::mongo::python(&url, &seed);
+            let input: plugboard::input::ConnectionInput =
+                serde_json::from_value(serde_json::json!({"name": "kit", "url": url})).unwrap();
+            let valid = input
+                .validate(&["mongodb"])
+                .expect("PLUGBOARD_TEST_MONGODB_URL is a valid mongodb:// URL");
+            ConnectionConfig {
+                engine: "mongodb".into(),
+                host: valid.fields.host,
+                port: valid.fields.port,
+                database: Some(db.clone()),
+                username: valid.fields.username,
+                password: match valid.password {
+                    plugboard::input::PasswordInput::Set(p) => Some(p),
+                    _ => None,
+                },
+                options: valid.fields.options,
+            }
+        }
+        Err(_) => {
+            use plugboard_tests::mongo::{self, MongoServer};
+            let server = MongoServer::shared();
+            server.seed(&seed);
+            ConnectionConfig {
+                engine: "mongodb".into(),
+                host: Some("127.0.0.1".into()),
+                port: Some(server.port),
+                database: Some(db.clone()),
+                username: Some(mongo::TEST_USER.into()),
+                password: Some(plugboard_connector::Secret::new(mongo::TEST_PASSWORD)),
+                options: serde_json::Map::new(),
+            }
+        }
+    };
+    Some(Target {
+        plugin: Arc::new(plugboard_plugin_mongodb::MongoPlugin::default()),
+        wrong_password: Some(ConnectionConfig {
+            password: Some(plugboard_connector::Secret::new("wrong")),
+            ..config.clone()
+        }),
+        unreachable: Some(ConnectionConfig {
+            host: Some("127.0.0.1".into()),
+            port: Some(plugboard_tests::free_port()),
+            options: serde_json::json!({"connect_timeout_ms": 1000})
+                .as_object()
+                .unwrap()
+                .clone(),
+            ..config.clone()
+        }),
+        config,
+        fixture: Fixture {
+            setup: Vec::new(),
+            schema: db.clone(),
+            database: db,
+            param_query: r#"{"find": "kit_customers", "filter": {"email": "zoe@example.com"}}"#
+                .into(),
+            slow_query: String::new(),
+            syntax_error: r#"{"find": "kit_customers", "filter": "not a document"}"#.into(),
+            syntax_error_code: String::new(),
+            comments: false,
+        },
+        running: None,
+    })
+}
+
+plugboard_tests::conformance_documents!(mongodb);

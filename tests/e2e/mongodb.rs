@@ -17,8 +17,21 @@ db.people.create_index('name', unique=True)
 db.orders.insert_one({'_id': 10, 'person': 1, 'total': 12.5})
 ";
 
+/// The shared server, with the `shop` database seeded once.
+fn server() -> &'static MongoServer {
+    static SEEDED: std::sync::OnceLock<()> = std::sync::OnceLock::new();
+    let server = MongoServer::shared();
+    SEEDED.get_or_init(|| {
+        server.seed(SEED);
+    });
+    server
+}
+
 fn body(name: &str) -> serde_json::Value {
-    let server = MongoServer::shared(SEED);
+    body_for(server(), name)
+}
+
+fn body_for(server: &MongoServer, name: &str) -> serde_json::Value {
     json!({
         "name": name, "engine": "mongodb", "host": "127.0.0.1", "port": server.port,
         "username": TEST_USER, "password": TEST_PASSWORD
@@ -65,9 +78,12 @@ async fn test_databases_and_failures() {
 
 #[tokio::test]
 async fn fields_are_inferred_by_sampling_with_their_type_mix() {
+    // A server of its own, whose only database is `shop`: with no database named, the
+    // first non-system one with collections is chosen.
+    let mongo = MongoServer::start();
+    mongo.seed(SEED);
     let server = TestServer::start().await;
-    // No database named: the first non-system one with collections is chosen.
-    let id = server.create(body("infer")).await;
+    let id = server.create(body_for(&mongo, "infer")).await;
     let reply = server
         .get(&format!("/api/v1/connections/{id}/schema?refresh=true"))
         .await;
@@ -118,6 +134,7 @@ async fn fields_are_inferred_by_sampling_with_their_type_mix() {
         .expect("the name index");
     assert_eq!(index["unique"], true);
     server.stop().await;
+    mongo.stop();
 }
 
 #[tokio::test]

@@ -369,3 +369,111 @@ macro_rules! conformance {
         )+
     };
 }
+
+/// For document stores: the fixture's `kit_customers` collection is sampled into fields
+/// with their presence and type shares, mixed types reported as such, and its indexes
+/// found.
+pub async fn documents_are_sampled_with_their_types(target: &Target) {
+    let session = open(target, &target.config).await;
+    let schemas = session
+        .introspect(&IntrospectOptions::default())
+        .await
+        .expect("introspection");
+    let customers = find(&schemas, &target.fixture.schema, "kit_customers");
+    assert_eq!(customers.kind, TableKind::Collection);
+    assert_eq!(customers.row_estimate, Some(3));
+    let field = |name: &str| {
+        customers
+            .columns
+            .iter()
+            .find(|c| c.name == name)
+            .unwrap_or_else(|| panic!("field {name}"))
+    };
+    assert!(field("_id").primary_key);
+    assert_eq!(field("name").common_type, CommonType::Text);
+    assert_eq!(field("active").common_type, CommonType::Boolean);
+    let note = field("note");
+    let stats = note.stats.as_ref().expect("sampled fields have stats");
+    assert!((stats.presence - 1.0 / 3.0).abs() < 1e-9, "{note:?}");
+    let balance = field("balance");
+    assert!(balance.data_type.starts_with("mixed("), "{balance:?}");
+    assert!(field("address.city").stats.as_ref().unwrap().presence > 0.0);
+    assert!(
+        customers
+            .indexes
+            .iter()
+            .any(|i| i.columns == ["email"] && i.unique),
+        "{:?}",
+        customers.indexes
+    );
+    session.close().await;
+}
+
+/// For document stores: a command (the fixture's `param_query`, which selects `Zoë`)
+/// returns documents, non-ASCII text intact, in batches no larger than asked.
+pub async fn commands_return_documents(target: &Target) {
+    let session = open(target, &target.config).await;
+    let rows = run(
+        session.as_ref(),
+        &target.fixture.param_query,
+        Vec::new(),
+        Some(10_000),
+    )
+    .await
+    .unwrap();
+    assert_eq!(rows.len(), 1);
+    match &rows[0][0] {
+        Value::Json(doc) => assert_eq!(doc["name"], "Zoë", "{doc}"),
+        other => panic!("expected a document, got {other:?}"),
+    }
+    let mut stream = session
+        .query(QueryRequest {
+            sql: r#"{"find": "kit_customers", "sort": {"_id": 1}}"#.into(),
+            params: Vec::new(),
+            timeout_ms: None,
+        })
+        .await
+        .unwrap();
+    let mut sizes = Vec::new();
+    while let Some(batch) = stream.next_batch(2).await.unwrap() {
+        sizes.push(batch.len());
+    }
+    assert_eq!(sizes, [2, 1]);
+    let bad = run(
+        session.as_ref(),
+        &target.fixture.syntax_error,
+        Vec::new(),
+        None,
+    )
+    .await;
+    assert!(
+        matches!(
+            bad,
+            Err(Error::InvalidInput(_) | Error::Unsupported(_) | Error::Query(_))
+        ),
+        "{bad:?}"
+    );
+    session.close().await;
+}
+
+/// The kit's cases for document stores: the engine-neutral ones, and two of their own.
+#[macro_export]
+macro_rules! conformance_documents {
+    ($($engine:ident),+ $(,)?) => {
+        $(
+            mod $engine {
+                use $crate::conformance as kit;
+                #[tokio::test]
+                async fn test_reports_the_server() { if let Some(t) = super::$engine().await { kit::test_reports_the_server(&t).await } }
+                #[tokio::test]
+                async fn databases_include_the_connections() { if let Some(t) = super::$engine().await { kit::databases_include_the_connections(&t).await } }
+                #[tokio::test]
+                async fn documents_are_sampled_with_their_types() { if let Some(t) = super::$engine().await { kit::documents_are_sampled_with_their_types(&t).await } }
+                #[tokio::test]
+                async fn commands_return_documents() { if let Some(t) = super::$engine().await { kit::commands_return_documents(&t).await } }
+                #[tokio::test]
+                async fn failures_are_classified() { if let Some(t) = super::$engine().await { kit::failures_are_classified(&t).await } }
+            }
+        )+
+    };
+}

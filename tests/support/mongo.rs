@@ -59,10 +59,11 @@ fn wait_ready(child: &mut Child, port: u16) -> bool {
     false
 }
 
-/// Runs a Python snippet with pymongo (a dependency of secantusdb) against the server.
-fn python(port: u16, script: &str) -> String {
+/// Runs a Python snippet with pymongo (a dependency of secantusdb) against `url`, with
+/// `c` the client.
+pub fn python(url: &str, script: &str) -> String {
     let program = format!(
-        "from pymongo import MongoClient\nc = MongoClient('mongodb://127.0.0.1:{port}', serverSelectionTimeoutMS=10000)\n{script}"
+        "from pymongo import MongoClient\nc = MongoClient({url:?}, serverSelectionTimeoutMS=10000)\n{script}"
     );
     let out = Command::new("python3")
         .args(["-c", &program])
@@ -77,9 +78,8 @@ fn python(port: u16, script: &str) -> String {
 }
 
 impl MongoServer {
-    /// Starts a server, creates the test user and `seed` data (a pymongo snippet with
-    /// `c` the client), then restarts it with authentication on.
-    pub fn start(seed: &str) -> MongoServer {
+    /// Starts a server, creates the test user, then restarts it with authentication on.
+    pub fn start() -> MongoServer {
         let dir = tempfile::Builder::new()
             .prefix("plugboard-mongo-")
             .tempdir()
@@ -90,9 +90,9 @@ impl MongoServer {
         let mut child = spawn(&dir, port, false);
         assert!(wait_ready(&mut child, port), "secantusd-py did not start");
         python(
-            port,
+            &format!("mongodb://127.0.0.1:{port}"),
             &format!(
-                "c.admin.command('createUser', '{TEST_USER}', pwd='{TEST_PASSWORD}', roles=['root'])\n{seed}"
+                "c.admin.command('createUser', '{TEST_USER}', pwd='{TEST_PASSWORD}', roles=['root'])"
             ),
         );
         let _ = child.kill();
@@ -111,8 +111,19 @@ impl MongoServer {
         server
     }
 
+    /// Runs a pymongo snippet as the test user (with `c` the client).
+    pub fn seed(&self, script: &str) -> String {
+        python(
+            &format!(
+                "mongodb://{TEST_USER}:{TEST_PASSWORD}@127.0.0.1:{}/?authSource=admin",
+                self.port
+            ),
+            script,
+        )
+    }
+
     /// One server shared by the tests in this process, stopped at exit.
-    pub fn shared(seed: &str) -> &'static MongoServer {
+    pub fn shared() -> &'static MongoServer {
         static SHARED: OnceLock<MongoServer> = OnceLock::new();
         SHARED.get_or_init(|| {
             extern "C" fn stop_shared() {
@@ -125,7 +136,7 @@ impl MongoServer {
             unsafe {
                 libc::atexit(stop_shared);
             }
-            MongoServer::start(seed)
+            MongoServer::start()
         })
     }
 

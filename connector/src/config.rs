@@ -140,6 +140,22 @@ pub struct ConnectionConfig {
 }
 
 impl ConnectionConfig {
+    /// The host, which the engine needs.
+    pub fn required_host(&self) -> Result<&str> {
+        self.host
+            .as_deref()
+            .filter(|h| !h.is_empty())
+            .ok_or_else(|| Error::Configuration(format!("{} needs a host", self.engine)))
+    }
+
+    /// The username, which the engine needs.
+    pub fn required_username(&self) -> Result<&str> {
+        self.username
+            .as_deref()
+            .filter(|u| !u.is_empty())
+            .ok_or_else(|| Error::Configuration(format!("{} needs a username", self.engine)))
+    }
+
     /// Refuses any option not in `known`, so a typo (`sslmod`) is reported instead of being
     /// silently ignored.
     pub fn reject_unknown_options(&self, known: &[&str]) -> Result<()> {

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use mongodb::options::{ClientOptions, Credential, ServerAddress, Tls, TlsOptions};
-use plugboard_connector::{ConnectionConfig, Error, Result};
+use plugboard_connector::{ConnectionConfig, Result};
 
 pub(crate) const KNOWN_OPTIONS: &[&str] = &[
     "auth_source",
@@ -37,11 +37,7 @@ pub(crate) struct Target {
 impl Target {
     pub(crate) fn from_config(config: &ConnectionConfig) -> Result<Target> {
         config.reject_unknown_options(KNOWN_OPTIONS)?;
-        let host = config
-            .host
-            .clone()
-            .filter(|h| !h.is_empty())
-            .ok_or_else(|| Error::Configuration("mongodb needs a host".into()))?;
+        let host = config.required_host()?.to_owned();
         let port = config.port.unwrap_or(DEFAULT_PORT);
         let connect_timeout = Duration::from_millis(
             config

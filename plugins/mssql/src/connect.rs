@@ -50,11 +50,7 @@ impl std::fmt::Debug for Target {
 impl Target {
     pub(crate) fn from_config(config: &ConnectionConfig) -> Result<Target> {
         config.reject_unknown_options(KNOWN_OPTIONS)?;
-        let host = config
-            .host
-            .as_deref()
-            .filter(|h| !h.is_empty())
-            .ok_or_else(|| Error::Configuration("mssql needs a host".into()))?;
+        let host = config.required_host()?;
         let username = config
             .username
             .as_deref()

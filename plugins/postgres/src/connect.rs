@@ -32,16 +32,8 @@ pub(crate) struct Target {
 impl Target {
     pub(crate) fn from_config(config: &ConnectionConfig) -> Result<Target> {
         config.reject_unknown_options(KNOWN_OPTIONS)?;
-        let host = config
-            .host
-            .as_deref()
-            .filter(|h| !h.is_empty())
-            .ok_or_else(|| Error::Configuration("postgres needs a host".into()))?;
-        let username = config
-            .username
-            .as_deref()
-            .filter(|u| !u.is_empty())
-            .ok_or_else(|| Error::Configuration("postgres needs a username".into()))?;
+        let host = config.required_host()?;
+        let username = config.required_username()?;
         let port = config.port.unwrap_or(DEFAULT_PORT);
 
         let mut options = PgConnectOptions::new_without_pgpass()

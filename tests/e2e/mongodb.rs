@@ -17,12 +17,16 @@ db.people.create_index('name', unique=True)
 db.orders.insert_one({'_id': 10, 'person': 1, 'total': 12.5})
 ";
 
+/// Enough documents that grouping them takes the server well past a short deadline.
+const BIG: &str = "c.shop.big.insert_many([{'i': i, 's': 'x' * 50} for i in range(30000)])";
+
 /// The shared server, with the `shop` database seeded once.
 fn server() -> &'static MongoServer {
     static SEEDED: std::sync::OnceLock<()> = std::sync::OnceLock::new();
     let server = MongoServer::shared();
     SEEDED.get_or_init(|| {
         server.seed(SEED);
+        server.seed(BIG);
     });
     server
 }
@@ -176,5 +180,26 @@ async fn find_and_aggregate_commands_return_documents() {
         let reply = server.post(&query, bad.clone()).await;
         assert!(reply.status == 422, "{bad}: {}", reply.text);
     }
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn timeouts_are_enforced_by_the_server() {
+    let server = TestServer::start().await;
+    let mut b = body("slow");
+    b["database"] = json!("shop");
+    let id = server.create(b).await;
+    let query = format!("/api/v1/connections/{id}/query");
+    let slow = json!({"aggregate": "big", "pipeline": [{"$group": {"_id": "$i", "n": {"$sum": 1}}}, {"$sort": {"n": -1}}]});
+    let reply = server
+        .post(&query, json!({"command": slow, "timeout_ms": 20}))
+        .await;
+    assert_eq!(reply.expect_error(504), "timeout");
+    assert!(reply.text.contains("code 50"), "{}", reply.text);
+    // The same session answers the next command.
+    let reply = server
+        .post(&query, json!({"command": {"find": "orders"}}))
+        .await;
+    assert_eq!(reply.body["row_count"], 1, "{}", reply.text);
     server.stop().await;
 }

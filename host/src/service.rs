@@ -449,12 +449,15 @@ impl Service {
                 break;
             }
         }
-        let rows_affected = if truncated {
-            None
-        } else {
-            stream.rows_affected()
-        };
         let columns = stream.columns().to_vec();
+        // For a statement that returns rows, engines count those rows (PostgreSQL) or say 0
+        // (MySQL): `row_count` says it better. Only a statement without a result has
+        // something to add.
+        let rows_affected = if columns.is_empty() {
+            stream.rows_affected()
+        } else {
+            None
+        };
         drop(stream);
         Ok(QueryResult {
             columns,

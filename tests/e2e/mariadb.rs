@@ -53,6 +53,15 @@ async fn values_keep_their_precision_and_meaning() {
             "x"
         ])
     );
+    assert!(reply.body.get("rows_affected").is_none(), "{}", reply.text);
+    let reply = server
+        .post(&query, json!({"sql": "CREATE TABLE t (x INT)"}))
+        .await;
+    assert_eq!(reply.status, 200, "{}", reply.text);
+    let reply = server
+        .post(&query, json!({"sql": "INSERT INTO t VALUES (1), (2), (3)"}))
+        .await;
+    assert_eq!(reply.body["rows_affected"], 3, "{}", reply.text);
     let reply = server.post(&query, json!({"sql": "SELEC 1"})).await;
     assert_eq!(reply.expect_error(400), "query");
     assert_eq!(reply.body["error"]["engine_code"], "1064");

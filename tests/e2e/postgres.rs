@@ -496,6 +496,7 @@ async fn statements_report_rows_affected() {
         .post(&query, json!({"sql": "SELECT sum(x) AS s FROM t"}))
         .await;
     assert_eq!(reply.body["rows"], json!([[28]]));
+    assert!(reply.body.get("rows_affected").is_none(), "{}", reply.text);
     server.stop().await;
 }
 

@@ -62,6 +62,14 @@ async fn values_keep_their_precision_and_meaning() {
         .post(&query, json!({"sql": "INSERT INTO t VALUES (1), (2), (3)"}))
         .await;
     assert_eq!(reply.body["rows_affected"], 3, "{}", reply.text);
+    let reply = server
+        .post(
+            &query,
+            json!({"sql": "SELECT seq FROM seq_1_to_5000", "limit": 10}),
+        )
+        .await;
+    assert_eq!(reply.body["row_count"], 10, "{}", reply.text);
+    assert_eq!(reply.body["truncated"], true);
     let reply = server.post(&query, json!({"sql": "SELEC 1"})).await;
     assert_eq!(reply.expect_error(400), "query");
     assert_eq!(reply.body["error"]["engine_code"], "1064");

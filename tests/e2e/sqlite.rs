@@ -63,6 +63,27 @@ async fn connections_read_by_default_and_write_when_allowed() {
     assert_eq!(reply.expect_error(400), "query");
     assert!(reply.text.contains("readonly"), "{}", reply.text);
 
+    let counting = "WITH RECURSIVE n(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM n WHERE x < 5000) SELECT x FROM n";
+    let reply = server
+        .post(&query, json!({"sql": counting, "limit": 10}))
+        .await;
+    assert_eq!(
+        (
+            reply.body["row_count"].as_u64(),
+            reply.body["truncated"].as_bool()
+        ),
+        (Some(10), Some(true))
+    );
+    let reply = server
+        .post(&query, json!({"sql": counting, "limit": 5000}))
+        .await;
+    assert_eq!(
+        (
+            reply.body["row_count"].as_u64(),
+            reply.body["truncated"].as_bool()
+        ),
+        (Some(5000), Some(false))
+    );
     let test = server
         .post(&format!("/api/v1/connections/{reader}/test"), json!({}))
         .await;

@@ -130,6 +130,20 @@ async fn fields_are_inferred_by_sampling_with_their_type_mix() {
     );
     assert_eq!(field("tags")["common_type"], "array");
     assert_eq!(field("tags[]")["data_type"], "string");
+    let small = server
+        .get(&format!(
+            "/api/v1/connections/{id}/schema?refresh=true&sample_size=1&tables=people"
+        ))
+        .await;
+    let sampled = small.body["schemas"][0]["tables"][0]["comment"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(sampled.contains("sample of 1 document"), "{}", small.text);
+    server
+        .get(&format!("/api/v1/connections/{id}/schema?sample_size=0"))
+        .await
+        .expect_error(400);
     let index = people["indexes"]
         .as_array()
         .unwrap()

@@ -97,6 +97,8 @@ pub struct SchemaParams {
     foreign_keys: Option<bool>,
     comments: Option<bool>,
     row_estimates: Option<bool>,
+    /// Documents sampled per collection (document stores).
+    sample_size: Option<u32>,
 }
 
 fn names(list: Option<&str>) -> Vec<String> {
@@ -129,8 +131,15 @@ pub async fn schema(
             row_estimates: params.row_estimates.unwrap_or(all.row_estimates),
             system_schemas: params.system,
         },
-        sample_size: None,
+        sample_size: params.sample_size,
     };
+    if options.sample_size == Some(0) {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "bad_query_string",
+            "sample_size must be at least 1",
+        ));
+    }
     Ok(Json(service.schema(&id, options, params.refresh).await?))
 }
 

@@ -114,3 +114,97 @@ impl SessionCache {
         self.entries.lock().unwrap().len()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use async_trait::async_trait;
+    use plugboard_connector::{
+        IntrospectOptions, QueryRequest, Result, ResultStream, SchemaInfo, ServerInfo,
+    };
+
+    /// A session that only counts how often it was closed.
+    #[derive(Default)]
+    struct Counted(AtomicUsize);
+
+    #[async_trait]
+    impl Session for Counted {
+        async fn test(&self) -> Result<ServerInfo> {
+            unreachable!("not called by the cache")
+        }
+        async fn list_databases(&self) -> Result<Vec<String>> {
+            unreachable!("not called by the cache")
+        }
+        async fn introspect(&self, _: &IntrospectOptions) -> Result<Vec<SchemaInfo>> {
+            unreachable!("not called by the cache")
+        }
+        async fn query(&self, _: QueryRequest) -> Result<Box<dyn ResultStream>> {
+            unreachable!("not called by the cache")
+        }
+        async fn close(&self) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    fn closes(session: &Arc<Counted>) -> usize {
+        session.0.load(Ordering::SeqCst)
+    }
+
+    #[tokio::test]
+    async fn a_session_serves_one_version_of_its_connection() {
+        let cache = SessionCache::default();
+        let v1 = Arc::new(Counted::default());
+        let kept = cache.insert("c", "v1", v1.clone()).await;
+        assert!(Arc::ptr_eq(&kept, &(v1.clone() as Arc<dyn Session>)));
+        assert!(cache.get("c", "v1").is_some());
+        assert!(
+            cache.get("c", "v2").is_none(),
+            "an older version is never handed out"
+        );
+
+        // A concurrent opener of the same version gets the kept one; its own is closed.
+        let racer = Arc::new(Counted::default());
+        let kept = cache.insert("c", "v1", racer.clone()).await;
+        assert!(Arc::ptr_eq(&kept, &(v1.clone() as Arc<dyn Session>)));
+        assert_eq!(closes(&racer), 1);
+
+        // A new version replaces and closes the old session.
+        let v2 = Arc::new(Counted::default());
+        cache.insert("c", "v2", v2.clone()).await;
+        assert_eq!(closes(&v1), 1);
+        assert_eq!(cache.open_count(), 1);
+
+        cache.evict("c").await;
+        assert_eq!(closes(&v2), 1);
+        assert_eq!(cache.open_count(), 0);
+    }
+
+    #[tokio::test]
+    async fn idle_sessions_close_unless_in_use() {
+        let cache = SessionCache::default();
+        let idle = Arc::new(Counted::default());
+        let busy = Arc::new(Counted::default());
+        let (idle_probe, busy_probe) = (Arc::downgrade(&idle), Arc::downgrade(&busy));
+        // The cache holds the only reference to each, once ours are gone...
+        cache.insert("idle", "v", idle).await;
+        cache.insert("busy", "v", busy).await;
+        // ...except that a request is using `busy`.
+        let in_use = cache.get("busy", "v").unwrap();
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert_eq!(cache.close_idle(Duration::from_millis(10)).await, 1);
+        assert!(
+            idle_probe.upgrade().is_none(),
+            "the idle session was closed and dropped"
+        );
+        assert!(
+            busy_probe.upgrade().is_some(),
+            "a session in use stays open"
+        );
+        assert_eq!(cache.open_count(), 1);
+        drop(in_use);
+        cache.close_all().await;
+        assert_eq!(cache.open_count(), 0);
+    }
+}

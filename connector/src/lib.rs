@@ -36,7 +36,7 @@ pub use plugin::{Plugin, Session};
 pub use query::{ColumnMeta, QueryRequest, ResultStream, Row};
 pub use schema::{
     ColumnInfo, FieldStats, ForeignKeyInfo, IndexInfo, IntrospectInclude, IntrospectOptions,
-    SchemaInfo, TableInfo, TableKind, TypeShare,
+    SchemaInfo, TableInfo, TableKind, TypeShare, schemas_from,
 };
 pub use stream::{ChannelResultStream, StreamEvent};
 pub use value::{CommonType, Value};

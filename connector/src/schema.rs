@@ -2,6 +2,8 @@
 //!
 //! These types are also what the host stores as schema snapshots, so they deserialize too.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 
 use crate::value::CommonType;
@@ -161,4 +163,21 @@ pub struct SchemaInfo {
     pub name: String,
     /// Its tables, by name.
     pub tables: Vec<TableInfo>,
+}
+
+/// Tables grouped by schema name (as introspection collects them), as schemas in name
+/// order. With a table filter, a schema holding none of the tables is left out: it would be
+/// noise in the answer.
+pub fn schemas_from(
+    grouped: BTreeMap<String, BTreeMap<String, TableInfo>>,
+    options: &IntrospectOptions,
+) -> Vec<SchemaInfo> {
+    grouped
+        .into_iter()
+        .filter(|(_, tables)| options.tables.is_empty() || !tables.is_empty())
+        .map(|(name, tables)| SchemaInfo {
+            name,
+            tables: tables.into_values().collect(),
+        })
+        .collect()
 }

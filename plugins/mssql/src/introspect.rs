@@ -307,15 +307,7 @@ pub(crate) async fn introspect(
             }
         }
     }
-    let table_filter = !options.tables.is_empty();
-    Ok(schemas
-        .into_iter()
-        .filter(|(_, tables)| !table_filter || !tables.is_empty())
-        .map(|(name, tables)| SchemaInfo {
-            name,
-            tables: tables.into_values().collect(),
-        })
-        .collect())
+    Ok(plugboard_connector::schemas_from(schemas, options))
 }
 
 fn lookup<'s>(

@@ -265,16 +265,7 @@ pub(crate) async fn introspect(
     }
     tx.commit().await.map_err(map)?;
 
-    let table_filter = !options.tables.is_empty();
-    Ok(schemas
-        .into_iter()
-        // With a table filter, a schema holding none of the tables is noise.
-        .filter(|(_, tables)| !table_filter || !tables.is_empty())
-        .map(|(name, tables)| SchemaInfo {
-            name,
-            tables: tables.into_values().collect(),
-        })
-        .collect())
+    Ok(plugboard_connector::schemas_from(schemas, options))
 }
 
 fn lookup<'s>(

@@ -18,3 +18,29 @@ pub fn free_port() -> u16 {
         .map(|a| a.port())
         .expect("binding 127.0.0.1:0")
 }
+
+/// Whether this process runs as root (servers that refuse root then run as their own user).
+pub(crate) fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    #[allow(unsafe_code)]
+    unsafe {
+        libc::geteuid() == 0
+    }
+}
+
+/// If this process dies without running its exit handlers, a small shell process notices,
+/// stops the server `pid` with `signal` (then SIGKILL), and removes its directory.
+pub(crate) fn spawn_watchdog(pid: u32, signal: &str, dir: &std::path::Path) {
+    let script = format!(
+        "while kill -0 {parent} 2>/dev/null; do sleep 1; done; \
+         kill -{signal} {pid} 2>/dev/null; sleep 3; kill -KILL {pid} 2>/dev/null; rm -rf '{dir}'",
+        parent = std::process::id(),
+        dir = dir.display()
+    );
+    let _ = std::process::Command::new("sh")
+        .args(["-c", &script])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn();
+}

@@ -24,14 +24,6 @@ pub struct MariaServer {
     child: Mutex<Option<Child>>,
 }
 
-fn is_root() -> bool {
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    #[allow(unsafe_code)]
-    unsafe {
-        libc::geteuid() == 0
-    }
-}
-
 fn program(name: &str) -> PathBuf {
     for dir in ["/usr/sbin", "/usr/bin", "/usr/local/bin", "/usr/local/sbin"] {
         let path = PathBuf::from(dir).join(name);
@@ -56,7 +48,7 @@ impl MariaServer {
             .arg("--no-defaults")
             .arg(format!("--datadir={}", data.display()))
             .args(["--skip-test-db", "--auth-root-authentication-method=socket"]);
-        if is_root() {
+        if crate::is_root() {
             let status = Command::new("chown")
                 .arg("mysql")
                 .arg(&dir)
@@ -87,7 +79,7 @@ impl MariaServer {
                 .arg(format!("--pid-file={}", dir.join("pid").display()))
                 .arg(format!("--log-error={}", dir.join("err.log").display()))
                 .args(["--innodb-buffer-pool-size=64M", "--max-connections=300"]);
-            if is_root() {
+            if crate::is_root() {
                 cmd.arg("--user=mysql");
             }
             let mut child = cmd
@@ -156,19 +148,7 @@ impl MariaServer {
     }
 
     fn spawn_watchdog(&self) {
-        let script = format!(
-            "while kill -0 {parent} 2>/dev/null; do sleep 1; done; \
-             kill -TERM {pid} 2>/dev/null; sleep 3; kill -KILL {pid} 2>/dev/null; rm -rf '{dir}'",
-            parent = std::process::id(),
-            pid = self.pid,
-            dir = self.dir.display()
-        );
-        let _ = Command::new("sh")
-            .args(["-c", &script])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn();
+        crate::spawn_watchdog(self.pid as u32, "TERM", &self.dir);
     }
 
     /// Runs SQL as root over the socket; returns the client's tab-separated output.

@@ -148,16 +148,7 @@ impl MongoServer {
             .as_ref()
             .map(|c| c.id())
             .unwrap_or(0);
-        let script = format!(
-            "while kill -0 {parent} 2>/dev/null; do sleep 1; done; kill -TERM {pid} 2>/dev/null; \
-             sleep 2; kill -KILL {pid} 2>/dev/null; rm -rf '{dir}'",
-            parent = std::process::id(),
-            dir = self.dir.display()
-        );
-        let _ = Command::new("sh")
-            .args(["-c", &script])
-            .stdin(Stdio::null())
-            .spawn();
+        crate::spawn_watchdog(pid, "TERM", &self.dir);
     }
 
     /// Stops the server by its pid and removes its directory.

@@ -24,14 +24,6 @@ pub struct PgServer {
     pid: i32,
 }
 
-fn is_root() -> bool {
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    #[allow(unsafe_code)]
-    unsafe {
-        libc::geteuid() == 0
-    }
-}
-
 /// The directory holding initdb, pg_ctl and postgres: `PLUGBOARD_TEST_PG_BIN`, else the
 /// newest `/usr/lib/postgresql/*/bin`, else wherever `initdb` is on the PATH.
 fn pg_bin() -> PathBuf {
@@ -67,7 +59,7 @@ fn pg_bin() -> PathBuf {
 /// Runs a PostgreSQL program, as `postgres` when we are root.
 fn run_pg(bin: &Path, program: &str, args: &[&str]) -> std::process::Output {
     let exe = bin.join(program);
-    let mut cmd = if is_root() {
+    let mut cmd = if crate::is_root() {
         let mut c = Command::new("runuser");
         c.args(["-u", "postgres", "--"]).arg(&exe);
         c
@@ -99,7 +91,7 @@ impl PgServer {
             .tempdir()
             .expect("creating a temporary directory")
             .keep();
-        if is_root() {
+        if crate::is_root() {
             check(
                 Command::new("chown")
                     .arg("postgres")
@@ -112,7 +104,7 @@ impl PgServer {
         let data = dir.join("data");
         let pwfile = dir.join("pw");
         std::fs::write(&pwfile, "superuser-pw-not-used\n").unwrap();
-        if is_root() {
+        if crate::is_root() {
             check(
                 Command::new("chown")
                     .arg("postgres")
@@ -206,19 +198,7 @@ impl PgServer {
     /// If this process dies without running its exit handlers, a small shell process
     /// notices and stops the server by pid.
     fn spawn_watchdog(&self) {
-        let script = format!(
-            "while kill -0 {parent} 2>/dev/null; do sleep 1; done; \
-             kill -INT {pid} 2>/dev/null; sleep 2; kill -KILL {pid} 2>/dev/null; rm -rf '{dir}'",
-            parent = std::process::id(),
-            pid = self.pid,
-            dir = self.dir.display()
-        );
-        let _ = Command::new("sh")
-            .args(["-c", &script])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn();
+        crate::spawn_watchdog(self.pid as u32, "INT", &self.dir);
     }
 
     /// Runs SQL as the superuser over the Unix socket; returns psql's unaligned output.

@@ -9,11 +9,12 @@
 //! queries Plugboard runs, in one REPEATABLE READ transaction, its output discarded.
 
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use plugboard_plugin_postgres::introspect::{
     COLUMNS_SQL, FOREIGN_KEYS_SQL, INDEXES_SQL, RELATIONS_SQL, SCHEMAS_SQL,
 };
+use plugboard_tests::bench::{compare_schema_reads, ms};
 use plugboard_tests::postgres::{PgServer, TEST_PASSWORD, TEST_USER};
 use plugboard_tests::server::TestServer;
 use serde_json::json;
@@ -58,15 +59,6 @@ fn psql_script() -> String {
     }
     script.push_str("COMMIT;\n");
     script
-}
-
-fn median(mut samples: Vec<Duration>) -> Duration {
-    samples.sort();
-    samples[samples.len() / 2]
-}
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1000.0
 }
 
 #[tokio::main]
@@ -128,44 +120,17 @@ async fn main() {
         }))
         .await;
     let path = format!("/api/v1/connections/{id}/schema?refresh=true");
-    let warm = server.get(&path).await;
-    assert_eq!(warm.status, 200, "{}", warm.text);
-    let tables: usize = warm.body["schemas"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| s["tables"].as_array().unwrap().len())
-        .sum();
-    assert_eq!(tables, TABLES, "Plugboard saw every table");
-    let columns: usize = warm.body["schemas"][0]["tables"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|t| t["columns"].as_array().unwrap().len())
-        .sum();
-    assert_eq!(columns, TABLES * 15);
-    run_psql();
-
-    let mut plugboard = Vec::new();
-    let mut baseline = Vec::new();
-    for _ in 0..RUNS {
-        let started = Instant::now();
-        let reply = server.get(&path).await;
-        plugboard.push(started.elapsed());
-        assert_eq!(reply.status, 200);
-        baseline.push(run_psql());
-    }
-    let (p, b) = (median(plugboard), median(baseline));
+    let c = compare_schema_reads(&server, &path, TABLES, 15, RUNS, run_psql).await;
     println!("introspection of {TABLES} tables x 15 columns, median of {RUNS} runs:");
     println!(
         "  plugboard (HTTP API, JSON): {:8.1} ms  ({} bytes)",
-        ms(p),
-        warm.text.len()
+        ms(c.plugboard),
+        c.bytes
     );
-    println!("  psql (same catalog queries): {:7.1} ms", ms(b));
+    println!("  psql (same catalog queries): {:7.1} ms", ms(c.baseline));
     println!(
         "  ratio plugboard / psql:      {:7.2}  (target <= 1.5)",
-        ms(p) / ms(b)
+        c.ratio()
     );
 
     server.stop().await;

@@ -8,8 +8,9 @@
 //! Plugboard does, its output discarded.
 
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
+use plugboard_tests::bench::{compare_schema_reads, ms};
 use plugboard_tests::mariadb::{MariaServer, TEST_PASSWORD, TEST_USER};
 use plugboard_tests::server::TestServer;
 use serde_json::json;
@@ -30,15 +31,6 @@ fn fixture_sql(db: &str) -> String {
         ));
     }
     sql
-}
-
-fn median(mut samples: Vec<Duration>) -> Duration {
-    samples.sort();
-    samples[samples.len() / 2]
-}
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1000.0
 }
 
 fn client() -> &'static str {
@@ -110,38 +102,18 @@ async fn main() {
         }))
         .await;
     let path = format!("/api/v1/connections/{id}/schema?refresh=true");
-    let warm = server.get(&path).await;
-    assert_eq!(warm.status, 200, "{}", warm.text);
-    let tables = warm.body["schemas"][0]["tables"].as_array().unwrap();
-    assert_eq!(tables.len(), TABLES, "Plugboard saw every table");
-    let columns: usize = tables
-        .iter()
-        .map(|t| t["columns"].as_array().unwrap().len())
-        .sum();
-    assert_eq!(columns, TABLES * 15);
-    run_client();
-
-    let mut plugboard = Vec::new();
-    let mut baseline = Vec::new();
-    for _ in 0..RUNS {
-        let started = Instant::now();
-        let reply = server.get(&path).await;
-        plugboard.push(started.elapsed());
-        assert_eq!(reply.status, 200);
-        baseline.push(run_client());
-    }
-    let (p, b) = (median(plugboard), median(baseline));
+    let c = compare_schema_reads(&server, &path, TABLES, 15, RUNS, run_client).await;
     println!("MariaDB introspection of {TABLES} tables x 15 columns, median of {RUNS} runs:");
     println!(
         "  plugboard (HTTP API, JSON):         {:8.1} ms  ({} bytes)",
-        ms(p),
-        warm.text.len()
+        ms(c.plugboard),
+        c.bytes
     );
-    println!("  mariadb client (same catalog SQL):  {:8.1} ms", ms(b));
     println!(
-        "  ratio plugboard / client:           {:8.2}",
-        ms(p) / ms(b)
+        "  mariadb client (same catalog SQL):  {:8.1} ms",
+        ms(c.baseline)
     );
+    println!("  ratio plugboard / client:           {:8.2}", c.ratio());
 
     server.stop().await;
     maria.stop();

@@ -4,6 +4,7 @@
 //! - [`postgres`]: a throw-away PostgreSQL cluster (initdb in a temporary directory);
 //! - [`server`]: a Plugboard server on `127.0.0.1:0`, with its log captured.
 
+pub mod bench;
 pub mod conformance;
 pub mod mariadb;
 pub mod mongo;

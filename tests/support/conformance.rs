@@ -342,6 +342,25 @@ pub async fn failures_are_classified(target: &Target) {
     }
 }
 
+/// One module named after the engine, with one test per named kit case; each builds its
+/// target with `super::$engine()` and returns early when that gives `None`.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! conformance_cases {
+    ($engine:ident; $($case:ident),+ $(,)?) => {
+        mod $engine {
+            $(
+                #[tokio::test]
+                async fn $case() {
+                    if let Some(target) = super::$engine().await {
+                        $crate::conformance::$case(&target).await
+                    }
+                }
+            )+
+        }
+    };
+}
+
 /// Generates one test per kit case for each named target constructor (an `async fn() ->
 /// Option<Target>` in scope; `None` when the engine is not available here, which the
 /// constructor reports on stderr), in a module of that name.
@@ -349,23 +368,15 @@ pub async fn failures_are_classified(target: &Target) {
 macro_rules! conformance {
     ($($engine:ident),+ $(,)?) => {
         $(
-            mod $engine {
-                use $crate::conformance as kit;
-                #[tokio::test]
-                async fn test_reports_the_server() { if let Some(t) = super::$engine().await { kit::test_reports_the_server(&t).await } }
-                #[tokio::test]
-                async fn databases_include_the_connections() { if let Some(t) = super::$engine().await { kit::databases_include_the_connections(&t).await } }
-                #[tokio::test]
-                async fn introspection_finds_the_fixture() { if let Some(t) = super::$engine().await { kit::introspection_finds_the_fixture(&t).await } }
-                #[tokio::test]
-                async fn queries_bind_parameters_and_keep_values() { if let Some(t) = super::$engine().await { kit::queries_bind_parameters_and_keep_values(&t).await } }
-                #[tokio::test]
-                async fn timeouts_stop_the_query() { if let Some(t) = super::$engine().await { kit::timeouts_stop_the_query(&t).await } }
-                #[tokio::test]
-                async fn syntax_errors_carry_the_engine_code() { if let Some(t) = super::$engine().await { kit::syntax_errors_carry_the_engine_code(&t).await } }
-                #[tokio::test]
-                async fn failures_are_classified() { if let Some(t) = super::$engine().await { kit::failures_are_classified(&t).await } }
-            }
+            $crate::conformance_cases!($engine;
+                test_reports_the_server,
+                databases_include_the_connections,
+                introspection_finds_the_fixture,
+                queries_bind_parameters_and_keep_values,
+                timeouts_stop_the_query,
+                syntax_errors_carry_the_engine_code,
+                failures_are_classified,
+            );
         )+
     };
 }
@@ -461,19 +472,13 @@ pub async fn commands_return_documents(target: &Target) {
 macro_rules! conformance_documents {
     ($($engine:ident),+ $(,)?) => {
         $(
-            mod $engine {
-                use $crate::conformance as kit;
-                #[tokio::test]
-                async fn test_reports_the_server() { if let Some(t) = super::$engine().await { kit::test_reports_the_server(&t).await } }
-                #[tokio::test]
-                async fn databases_include_the_connections() { if let Some(t) = super::$engine().await { kit::databases_include_the_connections(&t).await } }
-                #[tokio::test]
-                async fn documents_are_sampled_with_their_types() { if let Some(t) = super::$engine().await { kit::documents_are_sampled_with_their_types(&t).await } }
-                #[tokio::test]
-                async fn commands_return_documents() { if let Some(t) = super::$engine().await { kit::commands_return_documents(&t).await } }
-                #[tokio::test]
-                async fn failures_are_classified() { if let Some(t) = super::$engine().await { kit::failures_are_classified(&t).await } }
-            }
+            $crate::conformance_cases!($engine;
+                test_reports_the_server,
+                databases_include_the_connections,
+                documents_are_sampled_with_their_types,
+                commands_return_documents,
+                failures_are_classified,
+            );
         )+
     };
 }

@@ -261,6 +261,21 @@ impl Default for PoolSettings {
 }
 
 impl PoolSettings {
+    /// How long a request waits for a connection.
+    pub fn acquire_timeout(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(self.acquire_timeout_ms)
+    }
+
+    /// After how long idle connections close; `None` for never (`0`).
+    pub fn idle_timeout(&self) -> Option<std::time::Duration> {
+        (self.idle_timeout_s > 0).then(|| std::time::Duration::from_secs(self.idle_timeout_s))
+    }
+
+    /// After how long connections are replaced; `None` for never (`0`).
+    pub fn max_lifetime(&self) -> Option<std::time::Duration> {
+        (self.max_lifetime_s > 0).then(|| std::time::Duration::from_secs(self.max_lifetime_s))
+    }
+
     /// The default, as the JSON a configuration form shows.
     pub fn default_json() -> String {
         serde_json::to_string(&PoolSettings::default()).expect("pool settings serialize")
@@ -306,6 +321,19 @@ mod tests {
         assert_eq!(c.text_option("missing").unwrap(), None);
         assert_eq!(c.pool_settings().unwrap().max_size, 2);
         assert_eq!(c.pool_settings().unwrap().idle_timeout_s, 300);
+        let forever = PoolSettings {
+            idle_timeout_s: 0,
+            max_lifetime_s: 0,
+            ..PoolSettings::default()
+        };
+        assert_eq!(
+            (forever.idle_timeout(), forever.max_lifetime()),
+            (None, None)
+        );
+        assert_eq!(
+            PoolSettings::default().acquire_timeout().as_millis(),
+            10_000
+        );
         let err = c.reject_unknown_options(&["a", "b", "n"]).unwrap_err();
         assert!(matches!(err, Error::Configuration(m) if m.contains("`pool`")));
         for bad in [

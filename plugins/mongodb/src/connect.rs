@@ -55,8 +55,7 @@ impl Target {
         options.server_selection_timeout = Some(connect_timeout);
         options.max_pool_size = Some(pool.max_size);
         options.min_pool_size = Some(0);
-        options.max_idle_time =
-            (pool.idle_timeout_s > 0).then(|| Duration::from_secs(pool.idle_timeout_s));
+        options.max_idle_time = pool.idle_timeout();
         // One server as given: do not discover (and route to) other members by default.
         options.direct_connection = Some(true);
         if let Some(username) = config.username.clone().filter(|u| !u.is_empty()) {

@@ -156,7 +156,7 @@ impl Pool {
     }
 
     pub(crate) async fn acquire(&self) -> Result<Lease> {
-        let wait = Duration::from_millis(self.target.pool.acquire_timeout_ms);
+        let wait = self.target.pool.acquire_timeout();
         let permit = tokio::time::timeout(wait, self.permits.clone().acquire_owned())
             .await
             .map_err(|_| {

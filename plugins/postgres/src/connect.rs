@@ -83,13 +83,12 @@ impl Target {
 
     /// A pool that connects on first use, so opening a session costs no round trip.
     pub(crate) fn lazy_pool(&self) -> PgPool {
-        let zero_is_none = |s: u64| (s > 0).then(|| Duration::from_secs(s));
         PgPoolOptions::new()
             .max_connections(self.pool.max_size)
             .min_connections(0)
-            .acquire_timeout(Duration::from_millis(self.pool.acquire_timeout_ms))
-            .idle_timeout(zero_is_none(self.pool.idle_timeout_s))
-            .max_lifetime(zero_is_none(self.pool.max_lifetime_s))
+            .acquire_timeout(self.pool.acquire_timeout())
+            .idle_timeout(self.pool.idle_timeout())
+            .max_lifetime(self.pool.max_lifetime())
             .connect_lazy_with(self.options.clone())
     }
 }

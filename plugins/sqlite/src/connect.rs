@@ -101,13 +101,12 @@ impl Target {
 
     /// A pool that opens the file on first use.
     pub(crate) fn lazy_pool(&self) -> SqlitePool {
-        let zero_is_none = |s: u64| (s > 0).then(|| Duration::from_secs(s));
         SqlitePoolOptions::new()
             .max_connections(self.pool.max_size)
             .min_connections(0)
-            .acquire_timeout(Duration::from_millis(self.pool.acquire_timeout_ms))
-            .idle_timeout(zero_is_none(self.pool.idle_timeout_s))
-            .max_lifetime(zero_is_none(self.pool.max_lifetime_s))
+            .acquire_timeout(self.pool.acquire_timeout())
+            .idle_timeout(self.pool.idle_timeout())
+            .max_lifetime(self.pool.max_lifetime())
             .connect_lazy_with(self.options.clone())
     }
 }

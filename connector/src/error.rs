@@ -47,6 +47,10 @@ pub enum Error {
     /// The plugin or engine does not support this operation.
     #[error("unsupported: {0}")]
     Unsupported(String),
+    /// The plugin itself failed: a WebAssembly plugin trapped, panicked or hit a sandbox
+    /// limit. Raised by the host, never by a plugin, so it has no case in the WIT `error`.
+    #[error("plugin failed: {0}")]
+    Plugin(String),
 }
 
 fn format_query_error(e: &QueryError) -> String {
@@ -68,6 +72,7 @@ impl Error {
             Error::Query(_) => "query",
             Error::InvalidInput(_) => "invalid_input",
             Error::Unsupported(_) => "unsupported",
+            Error::Plugin(_) => "plugin_failed",
         }
     }
 

@@ -6,7 +6,8 @@
 //! - [`store`]: the registry (SQLite by default, PostgreSQL when configured);
 //! - [`secrets`]: passwords sealed with AES-256-GCM;
 //! - [`catalog`]: which plugin serves which engine;
-//! - [`sessions`]: one live session (and pool) per connection.
+//! - [`sessions`]: one live session (and pool) per connection;
+//! - [`wasm`]: the WebAssembly plugin runtime and the plugins folder.
 //!
 //! `main.rs` only parses configuration and sets up logging; [`start`] builds the service and
 //! [`serve`] runs the API on a listener until a shutdown future completes, so tests can run a
@@ -19,6 +20,7 @@ pub mod secrets;
 pub mod service;
 pub mod sessions;
 pub mod store;
+pub mod wasm;
 
 use std::future::Future;
 use std::path::PathBuf;
@@ -51,6 +53,12 @@ pub struct Settings {
     pub body_limit: usize,
     /// Directories the SQLite plugin may open files in (`PLUGBOARD_SQLITE_ALLOWED_DIRS`).
     pub sqlite_allowed_dirs: Vec<PathBuf>,
+    /// The folder of WASM plugins; `<data_dir>/plugins` when `None`.
+    pub plugins_dir: Option<PathBuf>,
+    /// What each WASM plugin call may use.
+    pub plugin_limits: wasm::Limits,
+    /// Where WASM plugins may send requests besides their connection's own address.
+    pub plugin_egress: wasm::EgressRules,
 }
 
 impl std::fmt::Debug for Settings {
@@ -64,6 +72,9 @@ impl std::fmt::Debug for Settings {
             )
             .field("body_limit", &self.body_limit)
             .field("sqlite_allowed_dirs", &self.sqlite_allowed_dirs)
+            .field("plugins_dir", &self.plugins_dir())
+            .field("plugin_limits", &self.plugin_limits)
+            .field("plugin_egress", &self.plugin_egress)
             .finish()
     }
 }
@@ -78,7 +89,17 @@ impl Settings {
             previous_encryption_keys: None,
             body_limit: api::DEFAULT_BODY_LIMIT,
             sqlite_allowed_dirs: Vec::new(),
+            plugins_dir: None,
+            plugin_limits: wasm::Limits::default(),
+            plugin_egress: wasm::EgressRules::default(),
         }
+    }
+
+    /// The folder WASM plugins are loaded from.
+    pub fn plugins_dir(&self) -> PathBuf {
+        self.plugins_dir
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("plugins"))
     }
 }
 
@@ -137,7 +158,20 @@ pub async fn start(settings: &Settings) -> anyhow::Result<Arc<Service>> {
         }
     };
     let catalog = Catalog::with_native_plugins(settings.sqlite_allowed_dirs.clone());
-    Ok(Arc::new(Service::new(store, secrets, catalog)))
+    let runtime = wasm::Runtime::new(
+        settings.plugin_limits.clone(),
+        settings.plugin_egress.clone(),
+        Some(settings.data_dir.join("plugin-cache")),
+    )?;
+    let plugins_dir = settings.plugins_dir();
+    std::fs::create_dir_all(&plugins_dir)
+        .with_context(|| format!("creating the plugins folder {}", plugins_dir.display()))?;
+    let mut folder = wasm::PluginFolder::new(plugins_dir.clone(), runtime, catalog.clone());
+    folder.scan().await;
+    tracing::info!(dir = %plugins_dir.display(), plugins = catalog.plugins().len(), "plugins ready; watching the folder for changes");
+    let mut service = Service::new(store, secrets, catalog);
+    service.background.push(folder.watch().abort_handle());
+    Ok(Arc::new(service))
 }
 
 /// Serves the API on `listener` until `shutdown` completes, then closes every session and
@@ -163,6 +197,9 @@ pub async fn serve(
         .with_graceful_shutdown(shutdown)
         .await;
     sweeper.abort();
+    for task in &service.background {
+        task.abort();
+    }
     service.sessions.close_all().await;
     service.store.close().await;
     result.context("serving HTTP")

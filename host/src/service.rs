@@ -173,6 +173,9 @@ pub struct Service {
     pub catalog: Catalog,
     pub sessions: SessionCache,
     pub started: Instant,
+    /// Tasks that run as long as the service does (the plugin-folder watcher); aborted by
+    /// [`crate::serve`] at shutdown.
+    pub background: Vec<tokio::task::AbortHandle>,
 }
 
 impl Service {
@@ -184,13 +187,14 @@ impl Service {
             catalog,
             sessions: SessionCache::default(),
             started: Instant::now(),
+            background: Vec::new(),
         }
     }
 
     fn validate(&self, input: ConnectionInput) -> Result<ValidConnection> {
-        input
-            .validate(&self.catalog.engines())
-            .map_err(ServiceError::Invalid)
+        let engines = self.catalog.engines();
+        let engines: Vec<&str> = engines.iter().map(String::as_str).collect();
+        input.validate(&engines).map_err(ServiceError::Invalid)
     }
 
     /// Asks the engine's plugin whether the configuration makes sense. Opening a session is
@@ -201,11 +205,7 @@ impl Service {
         password: Option<plugboard_connector::Secret>,
     ) -> Result<()> {
         let config = config_of(&valid.fields, password);
-        let plugin = &self
-            .catalog
-            .get(&valid.fields.engine)
-            .expect("validated engine")
-            .plugin;
+        let plugin = self.plugin_for(&valid.fields.engine)?.plugin;
         match plugin.open(config).await {
             Ok(session) => {
                 session.close().await;
@@ -307,13 +307,19 @@ impl Service {
     /// The live session for a stored connection, opening it on first use.
     async fn session(&self, id: &str) -> Result<Arc<dyn Session>> {
         let record = self.record(id).await?;
-        if let Some(session) = self.sessions.get(id, &record.updated_at) {
+        let entry = match self.plugin_for(&record.fields.engine) {
+            Ok(entry) => entry,
+            Err(e) => {
+                self.sessions.evict(id).await;
+                return Err(e);
+            }
+        };
+        // A session belongs to one version of the connection and one build of its plugin:
+        // after either changes, the next request opens a new one.
+        let version = format!("{} {}", record.updated_at, entry.generation);
+        if let Some(session) = self.sessions.get(id, &version) {
             return Ok(session);
         }
-        let entry = self
-            .catalog
-            .get(&record.fields.engine)
-            .ok_or_else(|| ServiceError::EngineUnavailable(record.fields.engine.clone()))?;
         let password = self.password_of(&record).await?;
         let session: Arc<dyn Session> = Arc::from(
             entry
@@ -321,7 +327,14 @@ impl Service {
                 .open(config_of(&record.fields, password))
                 .await?,
         );
-        Ok(self.sessions.insert(id, &record.updated_at, session).await)
+        Ok(self.sessions.insert(id, &version, session).await)
+    }
+
+    /// The catalogue entry serving `engine`; plugins come and go while the host runs.
+    fn plugin_for(&self, engine: &str) -> Result<crate::catalog::CatalogEntry> {
+        self.catalog
+            .get(engine)
+            .ok_or_else(|| ServiceError::EngineUnavailable(engine.to_owned()))
     }
 
     /// Tests an unsaved configuration.
@@ -331,11 +344,7 @@ impl Service {
             PasswordInput::Set(p) => Some(p.clone()),
             _ => None,
         };
-        let plugin = &self
-            .catalog
-            .get(&valid.fields.engine)
-            .expect("validated engine")
-            .plugin;
+        let plugin = self.plugin_for(&valid.fields.engine)?.plugin;
         let session = match plugin.open(config_of(&valid.fields, password)).await {
             Ok(s) => s,
             Err(PluginError::Configuration(m)) => return Err(ServiceError::Invalid(vec![m])),

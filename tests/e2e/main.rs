@@ -10,6 +10,7 @@ mod postgres;
 mod registry_on_postgres;
 mod secrets;
 mod sqlite;
+mod wasm_sandbox;
 
 use plugboard_tests::postgres::{PgServer, TEST_PASSWORD, TEST_USER};
 use serde_json::{Value, json};

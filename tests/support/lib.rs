@@ -10,6 +10,7 @@ pub mod mariadb;
 pub mod mongo;
 pub mod postgres;
 pub mod server;
+pub mod wasm;
 
 /// A free TCP port on 127.0.0.1, as the kernel picks it. Another process could take it
 /// before it is used; servers started on it retry with a new one.

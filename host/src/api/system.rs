@@ -41,8 +41,10 @@ pub async fn health(State(service): State<Arc<Service>>) -> impl IntoResponse {
     (status, Json(body))
 }
 
+/// Every plugin: the loaded ones with their info, kind and (for WASM) file and SHA-256;
+/// then the files in the plugins folder that were rejected, with the reason.
 pub async fn plugins(State(service): State<Arc<Service>>) -> impl IntoResponse {
-    let plugins: Vec<serde_json::Value> = service
+    let mut plugins: Vec<serde_json::Value> = service
         .catalog
         .plugins()
         .into_iter()
@@ -51,8 +53,21 @@ pub async fn plugins(State(service): State<Arc<Service>>) -> impl IntoResponse {
                 serde_json::to_value(entry.plugin.info()).expect("plugin info serializes");
             value["kind"] = json!(entry.kind);
             value["status"] = json!("loaded");
+            if let Some(file) = &entry.file {
+                value["file"] = json!(file);
+                value["sha256"] = json!(entry.generation);
+            }
             value
         })
         .collect();
+    plugins.extend(service.catalog.rejected().into_iter().map(|r| {
+        json!({
+            "kind": "wasm",
+            "status": "rejected",
+            "file": r.file,
+            "sha256": r.sha256,
+            "reason": r.reason,
+        })
+    }));
     Json(json!({ "plugins": plugins }))
 }

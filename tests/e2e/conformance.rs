@@ -68,6 +68,8 @@ async fn postgres() -> Option<Target> {
             syntax_error: "SELEC 1".into(),
             syntax_error_code: "42601".into(),
             comments: true,
+            constraints: true,
+            booleans: true,
         },
         running: Some(Box::new(move |marker| {
             PgServer::shared()
@@ -124,6 +126,8 @@ async fn sqlite() -> Option<Target> {
             syntax_error: "SELEC 1".into(),
             syntax_error_code: "1".into(),
             comments: false,
+            constraints: true,
+            booleans: true,
         },
         running: None,
     })
@@ -171,6 +175,8 @@ async fn mariadb() -> Option<Target> {
             syntax_error: "SELEC 1".into(),
             syntax_error_code: "1064".into(),
             comments: true,
+            constraints: true,
+            booleans: true,
         },
         running: Some(Box::new(|marker| {
             MariaServer::shared()
@@ -273,12 +279,76 @@ async fn mssql() -> Option<Target> {
             syntax_error: "SELECT FROM WHERE".into(),
             syntax_error_code: "156".into(),
             comments: true,
+            constraints: true,
+            booleans: true,
         },
         running: None,
     })
 }
 
-plugboard_tests::conformance!(postgres, sqlite, mariadb, mssql);
+/// The WASM ClickHouse plugin, loaded as the host loads it, against a real ClickHouse.
+async fn clickhouse() -> Option<Target> {
+    use plugboard_tests::clickhouse::{self, ClickHouseServer};
+    let server = ClickHouseServer::shared();
+    let db = server.create_database("kit");
+    let config = ConnectionConfig {
+        engine: "clickhouse".into(),
+        host: Some("127.0.0.1".into()),
+        port: Some(server.port),
+        database: Some(db.clone()),
+        username: Some(clickhouse::TEST_USER.into()),
+        password: Some(plugboard_connector::Secret::new(clickhouse::TEST_PASSWORD)),
+        options: serde_json::Map::new(),
+    };
+    let setup = vec![
+        "CREATE TABLE kit_customers (id Int32, name String, email Nullable(String), \
+         balance Nullable(Decimal(10, 2)), active Nullable(UInt8), joined Nullable(Date), \
+         note Nullable(String)) ENGINE = MergeTree ORDER BY id"
+            .to_owned(),
+        "CREATE TABLE kit_orders (id Int32, customer_id Nullable(Int32), \
+         total Nullable(Decimal(10, 2)), placed_at Nullable(DateTime)) ENGINE = MergeTree ORDER BY id"
+            .to_owned(),
+        "CREATE VIEW kit_big_orders AS SELECT * FROM kit_orders WHERE total > 100".to_owned(),
+        CUSTOMERS.replace("TRUE", "1").replace("FALSE", "0"),
+        ORDERS.to_owned(),
+    ];
+    Some(Target {
+        plugin: plugboard_tests::wasm::load("plugboard-plugin-clickhouse").await,
+        wrong_password: Some(ConnectionConfig {
+            password: Some(plugboard_connector::Secret::new("wrong")),
+            ..config.clone()
+        }),
+        unreachable: Some(ConnectionConfig {
+            port: Some(plugboard_tests::free_port()),
+            ..config.clone()
+        }),
+        config,
+        fixture: Fixture {
+            setup,
+            schema: db.clone(),
+            database: db,
+            param_query: "SELECT name FROM kit_customers WHERE id = {p1:Int32}".into(),
+            slow_query: "SELECT count() AS kit_slow FROM system.numbers".into(),
+            syntax_error: "SELEC 1".into(),
+            syntax_error_code: "62".into(),
+            comments: false,
+            constraints: false,
+            booleans: false,
+        },
+        running: Some(Box::new(|marker| {
+            ClickHouseServer::shared()
+                .admin(&format!(
+                    "SELECT count() FROM system.processes WHERE query LIKE '%{marker}%' \
+                     AND query NOT LIKE '%system.processes%'"
+                ))
+                .trim()
+                .parse()
+                .unwrap()
+        })),
+    })
+}
+
+plugboard_tests::conformance!(postgres, sqlite, mariadb, mssql, clickhouse);
 
 /// The fixture as documents: the same customers, with a field of mixed types (balance), a
 /// nested document, and a unique index.
@@ -365,6 +435,8 @@ async fn mongodb() -> Option<Target> {
             syntax_error: r#"{"find": "kit_customers", "filter": "not a document"}"#.into(),
             syntax_error_code: String::new(),
             comments: false,
+            constraints: true,
+            booleans: true,
         },
         running: None,
     })

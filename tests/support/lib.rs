@@ -5,6 +5,7 @@
 //! - [`server`]: a Plugboard server on `127.0.0.1:0`, with its log captured.
 
 pub mod bench;
+pub mod clickhouse;
 pub mod conformance;
 pub mod mariadb;
 pub mod mongo;

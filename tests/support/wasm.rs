@@ -58,3 +58,28 @@ pub fn install(package: &str, dir: &std::path::Path, name: &str) {
     std::fs::copy(plugin(package), &partial).unwrap();
     std::fs::rename(&partial, dir.join(name)).unwrap();
 }
+
+/// A WASM plugin loaded into a runtime with the default limits, as the host loads it
+/// (compiled once per process).
+pub async fn load(package: &str) -> std::sync::Arc<dyn plugboard_connector::Plugin> {
+    use plugboard::wasm::{EgressRules, Limits, Runtime, WasmPlugin};
+    type Loaded = (std::sync::Arc<Runtime>, wasmtime::component::Component);
+    static COMPILED: std::sync::Mutex<Vec<(String, Loaded)>> = std::sync::Mutex::new(Vec::new());
+    let (runtime, component) = {
+        let mut compiled = COMPILED.lock().unwrap();
+        if let Some((_, loaded)) = compiled.iter().find(|(p, _)| p == package) {
+            loaded.clone()
+        } else {
+            let runtime = Runtime::new(Limits::default(), EgressRules::default(), None).unwrap();
+            let bytes = std::fs::read(plugin(package)).unwrap();
+            let component = runtime.compile(&bytes).unwrap().component;
+            compiled.push((package.to_owned(), (runtime.clone(), component.clone())));
+            (runtime, component)
+        }
+    };
+    std::sync::Arc::new(
+        WasmPlugin::load(runtime, &component)
+            .await
+            .unwrap_or_else(|e| panic!("{package} loads: {e:#}")),
+    )
+}

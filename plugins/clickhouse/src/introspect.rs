@@ -49,15 +49,20 @@ fn text(v: &Json) -> String {
     }
 }
 
-/// The databases introspection covers: the filter's, or every database but the server's
-/// own unless asked for.
+/// The databases introspection covers: the filter's, or else the connection's own (plus
+/// the server's own databases when asked for), as the MySQL plugin does.
 fn databases(ch: &ClickHouse, options: &IntrospectOptions) -> Result<Vec<String>> {
     let all = list_databases(ch)?;
     let system = options.wants(IntrospectInclude::SYSTEM_SCHEMAS);
     Ok(all
         .into_iter()
-        .filter(|d| options.wants_schema(d))
-        .filter(|d| system || !options.schemas.is_empty() || !SYSTEM_DATABASES.contains(&d.as_str()))
+        .filter(|d| {
+            if !options.schemas.is_empty() {
+                options.wants_schema(d)
+            } else {
+                d == ch.database() || (system && SYSTEM_DATABASES.contains(&d.as_str()))
+            }
+        })
         .collect())
 }
 

@@ -3,6 +3,7 @@
 //! exercises.
 
 mod api;
+mod clickhouse;
 mod conformance;
 mod mariadb;
 mod mongodb;

@@ -16,6 +16,7 @@
 pub mod api;
 pub mod catalog;
 pub mod input;
+pub mod plugin_check;
 pub mod secrets;
 pub mod service;
 pub mod sessions;

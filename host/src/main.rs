@@ -34,7 +34,84 @@ enum Command {
         /// Largest request body accepted, in bytes.
         #[arg(long, default_value_t = plugboard::api::DEFAULT_BODY_LIMIT)]
         max_body_bytes: usize,
+        #[command(flatten)]
+        plugins: PluginFlags,
     },
+    /// Work with WebAssembly plugins.
+    Plugin {
+        #[command(subcommand)]
+        command: PluginCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum PluginCommand {
+    /// Load a component as the server would and, given a configuration, check it against a
+    /// live target (test, databases, introspection, a query in batches, error kinds).
+    /// Exits non-zero when anything fails.
+    Check {
+        /// The `.wasm` component.
+        file: PathBuf,
+        /// A connection field or option, `key=value` (host, port, database, username,
+        /// password, or any option; repeat for each).
+        #[arg(long = "config", value_name = "KEY=VALUE")]
+        config: Vec<String>,
+        /// The query run in batches.
+        #[arg(long, default_value = "SELECT 1")]
+        query: String,
+    },
+}
+
+/// The WASM plugin runtime's settings.
+#[derive(clap::Args)]
+struct PluginFlags {
+    /// The folder of WASM plugins, watched for changes (default: DATA_DIR/plugins).
+    #[arg(long)]
+    plugins_dir: Option<PathBuf>,
+    /// Memory each plugin instance may use, in MiB.
+    #[arg(long, default_value_t = 256)]
+    plugin_memory_mib: usize,
+    /// Guest CPU time each plugin call may use, in seconds.
+    #[arg(long, default_value_t = 10)]
+    plugin_cpu_seconds: u64,
+    /// Wall-clock time of a plugin call without its own timeout, in seconds (host calls
+    /// such as outbound HTTP included).
+    #[arg(long, default_value_t = 60)]
+    plugin_timeout_seconds: u64,
+    /// Calls one plugin may run at once.
+    #[arg(long, default_value_t = 32)]
+    plugin_concurrency: usize,
+    /// A HOST:PORT every plugin may reach besides its connection's own (repeatable).
+    #[arg(long = "plugin-allow", value_name = "HOST:PORT")]
+    plugin_allow: Vec<String>,
+    /// Let plugins reach link-local and cloud metadata addresses (169.254.0.0/16, ...).
+    #[arg(long)]
+    plugin_allow_link_local: bool,
+}
+
+impl PluginFlags {
+    fn apply(self, settings: &mut Settings) -> anyhow::Result<()> {
+        settings.plugins_dir = self.plugins_dir;
+        settings.plugin_limits = plugboard::wasm::Limits {
+            memory_bytes: self.plugin_memory_mib.max(1) << 20,
+            cpu: std::time::Duration::from_secs(self.plugin_cpu_seconds.max(1)),
+            call_timeout: std::time::Duration::from_secs(self.plugin_timeout_seconds.max(1)),
+            busy_instances: self.plugin_concurrency.max(1),
+        };
+        let mut allow = Vec::new();
+        for entry in self.plugin_allow {
+            let (host, port) = entry
+                .rsplit_once(':')
+                .and_then(|(h, p)| Some((h.to_owned(), p.parse::<u16>().ok()?)))
+                .with_context(|| format!("--plugin-allow `{entry}` is not HOST:PORT"))?;
+            allow.push((host, port));
+        }
+        settings.plugin_egress = plugboard::wasm::EgressRules {
+            allow,
+            allow_link_local: self.plugin_allow_link_local,
+        };
+        Ok(())
+    }
 }
 
 fn env_var(name: &str) -> Option<String> {
@@ -57,8 +134,9 @@ async fn main() -> anyhow::Result<()> {
             listen,
             data_dir,
             max_body_bytes,
+            plugins,
         } => {
-            let settings = Settings {
+            let mut settings = Settings {
                 database_url: env_var("PLUGBOARD_DATABASE_URL"),
                 encryption_key: env_var("PLUGBOARD_ENCRYPTION_KEY"),
                 previous_encryption_keys: env_var("PLUGBOARD_PREVIOUS_ENCRYPTION_KEYS"),
@@ -69,6 +147,7 @@ async fn main() -> anyhow::Result<()> {
                 ),
                 ..Settings::new(data_dir)
             };
+            plugins.apply(&mut settings)?;
             let service = plugboard::start(&settings).await?;
             let listener = tokio::net::TcpListener::bind(listen)
                 .await
@@ -76,6 +155,16 @@ async fn main() -> anyhow::Result<()> {
             tracing::info!(address = %listener.local_addr()?, "plugboard listening");
             plugboard::serve(listener, service, settings.body_limit, shutdown_signal()).await?;
             tracing::info!("plugboard stopped");
+            Ok(())
+        }
+        Command::Plugin {
+            command: PluginCommand::Check { file, config, query },
+        } => {
+            let (report, passed) = plugboard::plugin_check::check(&file, &config, &query).await?;
+            print!("{report}");
+            if !passed {
+                std::process::exit(1);
+            }
             Ok(())
         }
     }

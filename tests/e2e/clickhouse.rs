@@ -225,3 +225,37 @@ async fn a_restart_loads_compiled_code_from_the_cache() {
     assert!(lines[0].contains("compiled=\"now\""), "{}", lines[0]);
     assert!(lines[1].contains("compiled=\"from cache\""), "{}", lines[1]);
 }
+
+#[tokio::test]
+async fn plugin_check_runs_the_fixture_free_checks_against_a_live_server() {
+    let ch = ClickHouseServer::shared();
+    let file = wasm::plugin(CLICKHOUSE);
+    let (report, passed) = plugboard::plugin_check::check(&file, &[], "SELECT 1").await.unwrap();
+    assert!(passed && report.contains("plugin       clickhouse"), "{report}");
+    let config: Vec<String> = [
+        "host=127.0.0.1".to_owned(),
+        format!("port={}", ch.port),
+        format!("username={}", clickhouse::TEST_USER),
+        format!("password={}", clickhouse::TEST_PASSWORD),
+        "database=default".to_owned(),
+    ]
+    .into();
+    let (report, passed) = plugboard::plugin_check::check(
+        &file,
+        &config,
+        "SELECT number FROM system.numbers LIMIT 5",
+    )
+    .await
+    .unwrap();
+    assert!(passed, "{report}");
+    assert!(report.contains("7 of 7 checks passed"), "{report}");
+    assert!(report.contains("5 row(s) in 3 batch(es)"), "{report}");
+    assert!(!report.contains(clickhouse::TEST_PASSWORD), "the report shows no secret");
+
+    let garbage = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(garbage.path(), b"garbage").unwrap();
+    let error = plugboard::plugin_check::check(garbage.path(), &[], "SELECT 1")
+        .await
+        .unwrap_err();
+    assert!(error.to_string().contains("not a WebAssembly component"), "{error}");
+}

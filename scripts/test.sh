@@ -30,6 +30,11 @@ if ! command -v mariadbd >/dev/null 2>&1 && [ ! -x /usr/sbin/mariadbd ]; then
     echo "installing MariaDB (Debian package mariadb-server)"
     apt_install mariadb-server mariadb-client
 fi
+# ClickHouse (Debian ships 18.16): clickhouse-server, for the ClickHouse plugin's tests.
+if ! command -v clickhouse-server >/dev/null 2>&1 && [ ! -x /usr/sbin/clickhouse-server ]; then
+    echo "installing ClickHouse (Debian package clickhouse-server)"
+    apt_install clickhouse-server clickhouse-client
+fi
 # A MongoDB-wire-compatible server (not mongod, which Debian does not ship), pinned.
 if ! command -v secantusd-py >/dev/null 2>&1; then
     echo "installing secantusdb (PyPI) for the MongoDB tests"
@@ -46,6 +51,9 @@ fi
 if [ -z "${PLUGBOARD_TEST_MSSQL_URL:-}" ]; then
     echo "note: no SQL Server here; its conformance suite is skipped (set PLUGBOARD_TEST_MSSQL_URL to run it)"
 fi
+
+# The WebAssembly plugins the tests load (and the wasm32-wasip2 target they need).
+scripts/build-plugins.sh
 
 # Run everything, then close with one line that totals every test binary's results.
 log=$(mktemp)

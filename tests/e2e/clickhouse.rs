@@ -190,6 +190,17 @@ async fn dropping_the_plugin_in_serves_clickhouse_without_a_restart_and_removing
         .count();
     assert!(cached >= 1);
 
+    // The password went to ClickHouse in a header, and nowhere else: not in any answer
+    // above, not in the log (captured down to DEBUG), not in the data directory.
+    let log = logs();
+    assert!(!log.contains(clickhouse::TEST_PASSWORD), "the password is in the log");
+    for (path, bytes) in server.data_files() {
+        let text = String::from_utf8_lossy(&bytes);
+        assert!(!text.contains(clickhouse::TEST_PASSWORD), "the password is in {}", path.display());
+    }
+    let listed = server.get(&format!("/api/v1/connections/{id}")).await;
+    assert!(!listed.text.contains(clickhouse::TEST_PASSWORD));
+
     // Removing the file removes the engine.
     std::fs::remove_file(plugins_dir.join("clickhouse.wasm")).unwrap();
     let took = wait_for_plugins(&server, |p| named(p, "name", "clickhouse").is_none()).await;

@@ -177,3 +177,14 @@ async fn calls_beyond_the_busy_limit_wait_then_fail_cleanly() {
     assert_ok(&server, &id).await;
     server.stop().await;
 }
+
+#[tokio::test]
+async fn the_sdk_template_builds_into_a_plugin_that_loads() {
+    let file = wasm::plugin("plugboard-plugin-template");
+    let (report, passed) = plugboard::plugin_check::check(&file, &[], "SELECT 1")
+        .await
+        .unwrap();
+    assert!(passed, "{report}");
+    assert!(report.contains("plugin       template 0.1.0"), "{report}");
+    assert!(report.contains("fields       secure"), "{report}");
+}

@@ -8,6 +8,7 @@ use std::sync::OnceLock;
 const PLUGINS: &[(&str, &str)] = &[
     ("plugboard-plugin-clickhouse", "plugboard_plugin_clickhouse.wasm"),
     ("plugboard-test-plugin-hostile", "plugboard_test_plugin_hostile.wasm"),
+    ("plugboard-plugin-template", "plugboard_plugin_template.wasm"),
 ];
 
 fn workspace() -> PathBuf {

@@ -30,7 +30,10 @@ pub async fn health(State(service): State<Arc<Service>>) -> impl IntoResponse {
         "version": env!("CARGO_PKG_VERSION"),
         "uptime_s": service.started.elapsed().as_secs(),
         "store": store,
-        "plugins": { "loaded": service.catalog.plugins().len() },
+        "plugins": {
+            "loaded": service.catalog.plugins().len(),
+            "rejected": service.catalog.rejected().len(),
+        },
         "sessions": service.sessions.open_count(),
     });
     let status = if healthy {

@@ -11,6 +11,7 @@ use sha2::{Digest, Sha256};
 use wasmtime::component::{Component, Linker};
 use wasmtime::{Config, Engine};
 
+
 use super::bindings;
 use super::sandbox::{EgressRules, StoreState};
 
@@ -50,6 +51,8 @@ pub struct Runtime {
     pub linker: Linker<StoreState>,
     pub limits: Limits,
     pub egress: Arc<EgressRules>,
+    /// Kept-alive connections for every plugin's plain-HTTP requests.
+    pub http: Arc<super::http_pool::ConnectionPool>,
     cache_dir: Option<PathBuf>,
     /// Set to stop the epoch ticker thread.
     stop: Arc<AtomicBool>,
@@ -78,10 +81,17 @@ impl Runtime {
         egress: EgressRules,
         cache_dir: Option<PathBuf>,
     ) -> anyhow::Result<Arc<Runtime>> {
-        let mut config = Config::new();
-        config.epoch_interruption(true);
-        config.wasm_component_model(true);
-        let engine = Engine::new(&config).map_err(|e| anyhow::anyhow!("configuring the WebAssembly engine: {e:#}"))?;
+        let engine = match Engine::new(&engine_config(&limits, true)) {
+            Ok(engine) => engine,
+            Err(e) => {
+                // The pooling allocator reserves address space up front; where that is
+                // refused (a ulimit), instances are allocated on demand instead.
+                tracing::warn!(error = %format!("{e:#}"), "the pooling instance allocator is unavailable; allocating plugin instances on demand");
+                Engine::new(&engine_config(&limits, false)).map_err(|e| {
+                    anyhow::anyhow!("configuring the WebAssembly engine: {e:#}")
+                })?
+            }
+        };
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)
             .map_err(|e| anyhow::anyhow!("linking WASI into the plugin linker: {e:#}"))?;
@@ -122,6 +132,7 @@ impl Runtime {
             linker,
             limits,
             egress: Arc::new(egress),
+            http: Arc::default(),
             cache_dir,
             stop,
         }))
@@ -176,6 +187,30 @@ impl Runtime {
             cached: false,
         })
     }
+}
+
+/// Instance slots of the pooling allocator: live instances (busy and idle) of every plugin.
+const POOLED_INSTANCES: u32 = 1_000;
+
+/// The engine's configuration: epoch interruption for the CPU limit, and (when `pooled`)
+/// the pooling allocator, which makes a fresh instance several times cheaper than
+/// allocating it on demand; each memory slot reserves only the memory limit.
+fn engine_config(limits: &Limits, pooled: bool) -> Config {
+    let mut config = Config::new();
+    config.epoch_interruption(true);
+    config.wasm_component_model(true);
+    if pooled {
+        let mut pool = wasmtime::PoolingAllocationConfig::default();
+        pool.total_component_instances(POOLED_INSTANCES)
+            .total_core_instances(POOLED_INSTANCES * 8)
+            .total_memories(POOLED_INSTANCES * 2)
+            .total_tables(POOLED_INSTANCES * 4)
+            .total_stacks(POOLED_INSTANCES)
+            .max_memory_size(limits.memory_bytes);
+        config.allocation_strategy(wasmtime::InstanceAllocationStrategy::Pooling(pool));
+        config.memory_reservation(limits.memory_bytes as u64);
+    }
+    config
 }
 
 /// A component's preamble: `\0asm`, then a version word whose layer half is 1 (a core

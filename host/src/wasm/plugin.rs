@@ -152,6 +152,7 @@ impl Shared {
             target,
             self.runtime.egress.clone(),
             limits.call_timeout,
+            self.runtime.http.clone(),
         );
         let mut store = Store::new(
             &self.runtime.engine,

@@ -21,6 +21,7 @@ use wasmtime_wasi_http::{
 };
 
 use super::bindings::{LogLevel, plugboard::connector};
+use super::http_pool::ConnectionPool;
 
 /// Everything an instance's store holds.
 pub struct StoreState {
@@ -154,6 +155,12 @@ pub struct EgressRules {
     pub allow_link_local: bool,
 }
 
+impl std::fmt::Debug for Egress {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Egress").field("target", &self.target).finish()
+    }
+}
+
 /// The outbound-request hook of one instance: its connection's address plus the rules.
 pub struct Egress {
     plugin: Arc<str>,
@@ -161,6 +168,7 @@ pub struct Egress {
     rules: Arc<EgressRules>,
     /// Upper bound on each outbound request's connect and read timeouts.
     timeout: Duration,
+    pool: Arc<ConnectionPool>,
 }
 
 impl Egress {
@@ -169,12 +177,14 @@ impl Egress {
         target: Option<(String, u16)>,
         rules: Arc<EgressRules>,
         timeout: Duration,
+        pool: Arc<ConnectionPool>,
     ) -> Egress {
         Egress {
             plugin,
             target,
             rules,
             timeout,
+            pool,
         }
     }
 }
@@ -194,7 +204,7 @@ type SendFuture = Box<
 impl WasiHttpHooks for Egress {
     fn send_request(
         &mut self,
-        mut request: http::Request<WasiBody>,
+        request: http::Request<WasiBody>,
         options: Option<RequestOptions>,
         _fut: Box<dyn Future<Output = Result<(), wasmtime_wasi_http::Error>> + Send>,
     ) -> SendFuture {
@@ -202,6 +212,7 @@ impl WasiHttpHooks for Egress {
         let target = self.target.clone();
         let rules = self.rules.clone();
         let cap = self.timeout;
+        let pool = self.pool.clone();
         Box::new(async move {
             let uri = request.uri().clone();
             let https = uri.scheme() == Some(&http::uri::Scheme::HTTPS);
@@ -214,26 +225,28 @@ impl WasiHttpHooks for Egress {
                     return Err(wasmtime_wasi_http::Error::HttpRequestDenied);
                 }
             };
-            // Plain HTTP is pinned to the address that was checked, so a second lookup
-            // cannot answer differently (DNS rebinding); the Host header keeps the name.
-            // Over HTTPS the certificate must match the name, which rebinding cannot forge.
-            if !https {
-                let mut parts = uri.into_parts();
-                parts.authority = Some(
-                    address
-                        .to_string()
-                        .parse()
-                        .map_err(|_| wasmtime_wasi_http::Error::HttpRequestUriInvalid)?,
-                );
-                *request.uri_mut() = http::Uri::from_parts(parts)
-                    .map_err(|_| wasmtime_wasi_http::Error::HttpRequestUriInvalid)?;
-            }
             let clamp = |d: Option<Duration>| Some(d.unwrap_or(cap).min(cap));
             let options = RequestOptions {
                 connect_timeout: clamp(options.and_then(|o| o.connect_timeout)),
                 first_byte_timeout: clamp(options.and_then(|o| o.first_byte_timeout)),
                 between_bytes_timeout: clamp(options.and_then(|o| o.between_bytes_timeout)),
             };
+            // Plain HTTP goes to the address that was checked, over a kept connection, so a
+            // second lookup cannot answer differently (DNS rebinding); the Host header keeps
+            // the name. Over HTTPS the certificate must match the name, which rebinding
+            // cannot forge.
+            if !https {
+                let response = pool
+                    .send(
+                        address,
+                        request,
+                        options.connect_timeout.unwrap_or(cap),
+                        options.first_byte_timeout.unwrap_or(cap),
+                    )
+                    .await?;
+                let done: Box<dyn Future<Output = _> + Send> = Box::new(async { Ok(()) });
+                return Ok((response, done));
+            }
             use http_body_util::BodyExt;
             let (response, io) =
                 wasmtime_wasi_http::default_send_request(request, Some(options)).await?;

@@ -206,7 +206,12 @@ fn engine_config(limits: &Limits, pooled: bool) -> Config {
             .total_memories(POOLED_INSTANCES * 2)
             .total_tables(POOLED_INSTANCES * 4)
             .total_stacks(POOLED_INSTANCES)
-            .max_memory_size(limits.memory_bytes);
+            .max_memory_size(limits.memory_bytes)
+            // Reset a freed slot's first pages by writing zeros rather than giving them back
+            // to the kernel, so a new instance does not fault them in again.
+            .linear_memory_keep_resident(4 << 20)
+            .table_keep_resident(64 << 10)
+            .async_stack_keep_resident(64 << 10);
         config.allocation_strategy(wasmtime::InstanceAllocationStrategy::Pooling(pool));
         config.memory_reservation(limits.memory_bytes as u64);
     }

@@ -125,7 +125,13 @@ impl Catalog {
 
     /// Every engine id, sorted.
     pub fn engines(&self) -> Vec<String> {
-        self.inner.read().unwrap().by_engine.keys().cloned().collect()
+        self.inner
+            .read()
+            .unwrap()
+            .by_engine
+            .keys()
+            .cloned()
+            .collect()
     }
 
     /// Every plugin once, by name.
@@ -141,6 +147,12 @@ impl Catalog {
 
     /// Files that were not loaded, by file name.
     pub fn rejected(&self) -> Vec<Rejected> {
-        self.inner.read().unwrap().rejected.values().cloned().collect()
+        self.inner
+            .read()
+            .unwrap()
+            .rejected
+            .values()
+            .cloned()
+            .collect()
     }
 }

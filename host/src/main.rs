@@ -158,7 +158,12 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Plugin {
-            command: PluginCommand::Check { file, config, query },
+            command:
+                PluginCommand::Check {
+                    file,
+                    config,
+                    query,
+                },
         } => {
             let (report, passed) = plugboard::plugin_check::check(&file, &config, &query).await?;
             print!("{report}");

@@ -68,13 +68,18 @@ pub fn config_from_pairs(engine: &str, pairs: &[String]) -> anyhow::Result<Conne
 /// Loads `file` and, given a configuration, checks it against a live target. Returns the
 /// report and whether everything passed.
 pub async fn check(file: &Path, config: &[String], query: &str) -> anyhow::Result<(String, bool)> {
-    let bytes = std::fs::read(file).map_err(|e| anyhow::anyhow!("reading {}: {e}", file.display()))?;
+    let bytes =
+        std::fs::read(file).map_err(|e| anyhow::anyhow!("reading {}: {e}", file.display()))?;
     let runtime = Runtime::new(Limits::default(), EgressRules::default(), None)?;
     let compiled = runtime.compile(&bytes)?;
     let plugin = WasmPlugin::load(runtime, &compiled.component).await?;
     let info = plugin.info().clone();
     let mut report = String::new();
-    writeln!(report, "{}: a plugboard:connector@0.1.0 component", file.display())?;
+    writeln!(
+        report,
+        "{}: a plugboard:connector@0.1.0 component",
+        file.display()
+    )?;
     writeln!(report, "  sha256       {}", compiled.sha256)?;
     writeln!(report, "  plugin       {} {}", info.name, info.version)?;
     writeln!(report, "  engines      {}", info.engines.join(", "))?;
@@ -88,7 +93,10 @@ pub async fn check(file: &Path, config: &[String], query: &str) -> anyhow::Resul
             .join(", ")
     )?;
     if config.is_empty() {
-        writeln!(report, "loads: ok (give --config k=v ... to check it against a live target)")?;
+        writeln!(
+            report,
+            "loads: ok (give --config k=v ... to check it against a live target)"
+        )?;
         return Ok((report, true));
     }
     let config = config_from_pairs(&info.engines[0], config)?;
@@ -161,7 +169,10 @@ async fn live_checks(plugin: &WasmPlugin, config: ConnectionConfig, query: &str)
                             .any(|(i, c)| c.name.is_empty() || c.position != i as u32 + 1)
                 });
                 match bad {
-                    Some(t) => Err(format!("table `{}` has unnamed or misnumbered columns", t.name)),
+                    Some(t) => Err(format!(
+                        "table `{}` has unnamed or misnumbered columns",
+                        t.name
+                    )),
                     None => Ok(format!("{} schema(s), {tables} table(s)", schemas.len())),
                 }
             }
@@ -175,7 +186,10 @@ async fn live_checks(plugin: &WasmPlugin, config: ConnectionConfig, query: &str)
     out.push(Outcome {
         name: "syntax error",
         result: match drain(session.as_ref(), "SELEC 1").await {
-            Err(Error::Query(q)) => Ok(format!("engine code {}", q.code.as_deref().unwrap_or("(none)"))),
+            Err(Error::Query(q)) => Ok(format!(
+                "engine code {}",
+                q.code.as_deref().unwrap_or("(none)")
+            )),
             Err(e) => Err(format!("expected a query error, got: {e}")),
             Ok(_) => Err("`SELEC 1` succeeded".into()),
         },
@@ -226,10 +240,14 @@ async fn drain(session: &dyn Session, sql: &str) -> Result<Vec<usize>, Error> {
 
 async fn batches(session: &dyn Session, sql: &str) -> Result<String, String> {
     match drain(session, sql).await {
-        Ok(sizes) if sizes.iter().any(|n| *n > 2 || *n == 0) => {
-            Err(format!("asked for 2 rows at a time, got batches of {sizes:?}"))
-        }
-        Ok(sizes) => Ok(format!("{} row(s) in {} batch(es)", sizes.iter().sum::<usize>(), sizes.len())),
+        Ok(sizes) if sizes.iter().any(|n| *n > 2 || *n == 0) => Err(format!(
+            "asked for 2 rows at a time, got batches of {sizes:?}"
+        )),
+        Ok(sizes) => Ok(format!(
+            "{} row(s) in {} batch(es)",
+            sizes.iter().sum::<usize>(),
+            sizes.len()
+        )),
         Err(e) => Err(e.to_string()),
     }
 }
@@ -262,7 +280,12 @@ mod tests {
     fn pairs_become_fields_and_options() {
         let config = config_from_pairs(
             "clickhouse",
-            &["host=db".into(), "port=8123".into(), "secure=true".into(), "note=x y".into()],
+            &[
+                "host=db".into(),
+                "port=8123".into(),
+                "secure=true".into(),
+                "note=x y".into(),
+            ],
         )
         .unwrap();
         assert_eq!(config.host.as_deref(), Some("db"));

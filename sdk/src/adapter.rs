@@ -7,8 +7,8 @@ use crate::bindings::exports::plugboard::connector::connector::{
     GuestResultStream, GuestSession, ResultStream, Session,
 };
 use crate::{
-    ColumnMeta, Config, ConnectionConfig, Connector, Error, IntrospectOptions, QueryRequest,
-    Row, Rows, SchemaInfo, ServerInfo,
+    ColumnMeta, Config, ConnectionConfig, Connector, Error, IntrospectOptions, QueryRequest, Row,
+    Rows, SchemaInfo, ServerInfo,
 };
 
 /// A [`Connector`] as the contract's `session` resource.

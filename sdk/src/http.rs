@@ -92,15 +92,20 @@ fn from_code(code: ErrorCode, authority: &str) -> HttpError {
                  connection's host and port"
             ),
         ),
-        ErrorCode::DnsTimeout | ErrorCode::ConnectionTimeout | ErrorCode::ConnectionReadTimeout
-        | ErrorCode::ConnectionWriteTimeout | ErrorCode::HttpResponseTimeout => {
+        ErrorCode::DnsTimeout
+        | ErrorCode::ConnectionTimeout
+        | ErrorCode::ConnectionReadTimeout
+        | ErrorCode::ConnectionWriteTimeout
+        | ErrorCode::HttpResponseTimeout => {
             error(K::Timeout, format!("{authority} did not answer in time"))
         }
         ErrorCode::DnsError(_) => error(K::Connect, format!("cannot resolve {authority}")),
         ErrorCode::ConnectionRefused => {
             error(K::Connect, format!("{authority} refused the connection"))
         }
-        ErrorCode::TlsProtocolError | ErrorCode::TlsCertificateError | ErrorCode::TlsAlertReceived(_) => {
+        ErrorCode::TlsProtocolError
+        | ErrorCode::TlsCertificateError
+        | ErrorCode::TlsAlertReceived(_) => {
             error(K::Tls, format!("TLS with {authority} failed: {code}"))
         }
         ErrorCode::DestinationNotFound
@@ -111,7 +116,10 @@ fn from_code(code: ErrorCode, authority: &str) -> HttpError {
         | ErrorCode::ConnectionLimitReached => {
             error(K::Connect, format!("cannot reach {authority}: {code}"))
         }
-        other => error(K::Protocol, format!("request to {authority} failed: {other}")),
+        other => error(
+            K::Protocol,
+            format!("request to {authority} failed: {other}"),
+        ),
     }
 }
 
@@ -251,7 +259,8 @@ impl Request {
             .iter()
             .map(|(k, v)| (k.to_ascii_lowercase(), v.as_bytes().to_vec()))
             .collect();
-        let headers = Fields::from_list(&fields).map_err(|e| protocol(&format!("bad header: {e:?}")))?;
+        let headers =
+            Fields::from_list(&fields).map_err(|e| protocol(&format!("bad header: {e:?}")))?;
         let request = OutgoingRequest::new(headers);
         let method = match self.method {
             Method::Get => WasiMethod::Get,
@@ -259,9 +268,15 @@ impl Request {
             Method::Put => WasiMethod::Put,
             Method::Delete => WasiMethod::Delete,
         };
-        request.set_method(&method).map_err(|()| protocol("bad method"))?;
         request
-            .set_scheme(Some(if self.client.https { &Scheme::Https } else { &Scheme::Http }))
+            .set_method(&method)
+            .map_err(|()| protocol("bad method"))?;
+        request
+            .set_scheme(Some(if self.client.https {
+                &Scheme::Https
+            } else {
+                &Scheme::Http
+            }))
             .map_err(|()| protocol("bad scheme"))?;
         request
             .set_authority(Some(&authority))
@@ -269,7 +284,9 @@ impl Request {
         request
             .set_path_with_query(Some(&self.path))
             .map_err(|()| protocol("bad path"))?;
-        let body = request.body().map_err(|()| protocol("request body taken twice"))?;
+        let body = request
+            .body()
+            .map_err(|()| protocol("request body taken twice"))?;
         let options = self.timeout.map(|t| {
             let options = RequestOptions::new();
             let ns = u64::try_from(t.as_nanos()).unwrap_or(u64::MAX);
@@ -281,11 +298,16 @@ impl Request {
         let pending = outgoing_handler::handle(request, options)
             .map_err(|code| from_code(code, &authority))?;
         {
-            let stream = body.write().map_err(|()| protocol("request body stream taken twice"))?;
+            let stream = body
+                .write()
+                .map_err(|()| protocol("request body stream taken twice"))?;
             for chunk in self.body.chunks(4096) {
-                stream
-                    .blocking_write_and_flush(chunk)
-                    .map_err(|e| error(HttpErrorKind::Connect, format!("sending to {authority} failed: {e:?}")))?;
+                stream.blocking_write_and_flush(chunk).map_err(|e| {
+                    error(
+                        HttpErrorKind::Connect,
+                        format!("sending to {authority} failed: {e:?}"),
+                    )
+                })?;
             }
         }
         OutgoingBody::finish(body, None).map_err(|code| from_code(code, &authority))?;
@@ -394,7 +416,11 @@ impl Response {
                 Err(StreamError::LastOperationFailed(e)) => {
                     return Err(error(
                         HttpErrorKind::Connect,
-                        format!("reading from {} failed: {}", self.authority, e.to_debug_string()),
+                        format!(
+                            "reading from {} failed: {}",
+                            self.authority,
+                            e.to_debug_string()
+                        ),
                     ));
                 }
             }
@@ -409,7 +435,10 @@ impl Response {
             if all.len() > MAX_BUFFERED_BODY {
                 return Err(error(
                     HttpErrorKind::Protocol,
-                    format!("the answer from {} is larger than {MAX_BUFFERED_BODY} bytes", self.authority),
+                    format!(
+                        "the answer from {} is larger than {MAX_BUFFERED_BODY} bytes",
+                        self.authority
+                    ),
                 ));
             }
         }
@@ -476,7 +505,11 @@ pub fn basic_auth(user: &str, password: &str) -> String {
     let input = format!("{user}:{password}").into_bytes();
     let mut out = String::from("Basic ");
     for chunk in input.chunks(3) {
-        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
         let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
         for i in 0..4 {
             if i <= chunk.len() {
@@ -496,8 +529,14 @@ mod tests {
     #[test]
     fn encodings() {
         assert_eq!(percent_encode("a b&c=d/é"), "a%20b%26c%3Dd%2F%C3%A9");
-        assert_eq!(query_string([("query", "SELECT 1"), ("x", "")]), "query=SELECT%201&x=");
-        assert_eq!(basic_auth("Aladdin", "open sesame"), "Basic QWxhZGRpbjpvcGVuIHNlc2FtZQ==");
+        assert_eq!(
+            query_string([("query", "SELECT 1"), ("x", "")]),
+            "query=SELECT%201&x="
+        );
+        assert_eq!(
+            basic_auth("Aladdin", "open sesame"),
+            "Basic QWxhZGRpbjpvcGVuIHNlc2FtZQ=="
+        );
         assert_eq!(basic_auth("a", ""), "Basic YTo=");
     }
 

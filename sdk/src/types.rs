@@ -4,9 +4,9 @@ use std::collections::VecDeque;
 
 pub use crate::bindings::plugboard::connector::types::{
     Capabilities, ColumnInfo, ColumnMeta, CommonType, ConfigField, ConnectionConfig, Element,
-    Error, FieldKind, FieldStats, ForeignKeyInfo, IndexInfo, IntrospectInclude,
-    IntrospectOptions, PluginInfo, QueryError, QueryRequest, Row, SchemaInfo, ServerInfo,
-    TableInfo, TableKind, TypeShare, Value,
+    Error, FieldKind, FieldStats, ForeignKeyInfo, IndexInfo, IntrospectInclude, IntrospectOptions,
+    PluginInfo, QueryError, QueryRequest, Row, SchemaInfo, ServerInfo, TableInfo, TableKind,
+    TypeShare, Value,
 };
 
 use crate::Rows;
@@ -102,7 +102,11 @@ impl ServerInfo {
 
 impl ColumnMeta {
     /// A result column: its name, the engine's type name, and the common type.
-    pub fn new(name: impl Into<String>, data_type: impl Into<String>, common_type: CommonType) -> ColumnMeta {
+    pub fn new(
+        name: impl Into<String>,
+        data_type: impl Into<String>,
+        common_type: CommonType,
+    ) -> ColumnMeta {
         ColumnMeta {
             name: name.into(),
             data_type: data_type.into(),

@@ -184,8 +184,10 @@ async fn main() {
     let no_io = server.url(&format!("/api/v1/connections/{idle}/query"));
     let no_io_body = json!({ "sql": "ok" }).to_string();
     let id = server
-        .create(json!({"name": "bench", "engine": "clickhouse", "host": "127.0.0.1", "port": ch.port,
-                       "username": clickhouse::TEST_USER, "password": clickhouse::TEST_PASSWORD}))
+        .create(
+            json!({"name": "bench", "engine": "clickhouse", "host": "127.0.0.1", "port": ch.port,
+                       "username": clickhouse::TEST_USER, "password": clickhouse::TEST_PASSWORD}),
+        )
         .await;
     let sql = "SELECT number, toString(number) AS text FROM system.numbers LIMIT 10";
     let body = json!({ "sql": sql }).to_string();
@@ -196,17 +198,30 @@ async fn main() {
     );
     let user = format!("X-ClickHouse-User: {}", clickhouse::TEST_USER);
     let key = format!("X-ClickHouse-Key: {}", clickhouse::TEST_PASSWORD);
-    let through =
-        move |n| curl(&["-H", "content-type: application/json", "-d", &body], &api, n);
+    let through = move |n| {
+        curl(
+            &["-H", "content-type: application/json", "-d", &body],
+            &api,
+            n,
+        )
+    };
     let straight = move |n| curl(&["-H", &user, "-H", &key, "--data-binary", sql], &direct, n);
     let check = server
-        .post(&format!("/api/v1/connections/{id}/query"), json!({ "sql": sql }))
+        .post(
+            &format!("/api/v1/connections/{id}/query"),
+            json!({ "sql": sql }),
+        )
         .await;
     assert_eq!(check.body["row_count"], 10, "{}", check.text);
     // The server's blocking curl calls run while the server runs on this runtime's other
     // threads; warm both sides first.
-    let answer_only =
-        move |n| curl(&["-H", "content-type: application/json", "-d", &no_io_body], &no_io, n);
+    let answer_only = move |n| {
+        curl(
+            &["-H", "content-type: application/json", "-d", &no_io_body],
+            &no_io,
+            n,
+        )
+    };
     let (mut plugboard, mut clickhouse, mut fixed) = tokio::task::spawn_blocking(move || {
         through(20);
         straight(20);
@@ -221,8 +236,14 @@ async fn main() {
     })
     .await
     .unwrap();
-    let (p50, c50) = (percentile(&mut plugboard, 0.5), percentile(&mut clickhouse, 0.5));
-    let (p99, c99) = (percentile(&mut plugboard, 0.99), percentile(&mut clickhouse, 0.99));
+    let (p50, c50) = (
+        percentile(&mut plugboard, 0.5),
+        percentile(&mut clickhouse, 0.5),
+    );
+    let (p99, c99) = (
+        percentile(&mut plugboard, 0.99),
+        percentile(&mut clickhouse, 0.99),
+    );
     println!("small ClickHouse query ({sql}), {QUERIES} requests each, curl time_total:");
     println!(
         "  through Plugboard: p50 {:.3} ms, p99 {:.3} ms",

@@ -17,7 +17,10 @@ async fn wait_for_plugins(server: &TestServer, check: impl Fn(&[Value]) -> bool)
     let started = Instant::now();
     loop {
         let reply = server.get("/api/v1/plugins").await;
-        let plugins = reply.body["plugins"].as_array().cloned().unwrap_or_default();
+        let plugins = reply.body["plugins"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
         if check(&plugins) {
             return started.elapsed();
         }
@@ -63,14 +66,20 @@ async fn dropping_the_plugin_in_serves_clickhouse_without_a_restart_and_removing
         "database": db, "username": clickhouse::TEST_USER, "password": clickhouse::TEST_PASSWORD,
     });
     let before = server.post("/api/v1/connections", connection.clone()).await;
-    assert_eq!(before.expect_error(422), "validation", "no clickhouse engine yet");
+    assert_eq!(
+        before.expect_error(422),
+        "validation",
+        "no clickhouse engine yet"
+    );
 
     wasm::install(CLICKHOUSE, &plugins_dir, "clickhouse.wasm");
     let took = wait_for_plugins(&server, |p| named(p, "name", "clickhouse").is_some()).await;
     eprintln!("clickhouse plugin picked up {took:?} after it was dropped in");
     assert!(took < Duration::from_secs(5), "took {took:?}");
     let listed = server.get("/api/v1/plugins").await.body["plugins"].clone();
-    let entry = named(listed.as_array().unwrap(), "name", "clickhouse").unwrap().clone();
+    let entry = named(listed.as_array().unwrap(), "name", "clickhouse")
+        .unwrap()
+        .clone();
     assert_eq!(entry["kind"], "wasm");
     assert_eq!(entry["status"], "loaded");
     assert_eq!(entry["engines"], json!(["clickhouse"]));
@@ -81,7 +90,14 @@ async fn dropping_the_plugin_in_serves_clickhouse_without_a_restart_and_removing
         .post(&format!("/api/v1/connections/{id}/test"), json!({}))
         .await;
     assert_eq!(test.body["ok"], true, "{}", test.text);
-    assert!(test.body["server_version"].as_str().unwrap().starts_with("18."), "{}", test.text);
+    assert!(
+        test.body["server_version"]
+            .as_str()
+            .unwrap()
+            .starts_with("18."),
+        "{}",
+        test.text
+    );
 
     ch.admin(&format!(
         "CREATE TABLE {db}.events (id UInt64, name String, amount Decimal(18, 4), \
@@ -105,7 +121,14 @@ async fn dropping_the_plugin_in_serves_clickhouse_without_a_restart_and_removing
         body["rows"],
         json!([
             [1, "plain", "0.1000", "2024-03-02 00:00:00", [], "n"],
-            [u64::MAX, "it's", "12345678901234.5678", "2024-03-01 12:00:00", ["a", "b"], null]
+            [
+                u64::MAX,
+                "it's",
+                "12345678901234.5678",
+                "2024-03-01 12:00:00",
+                ["a", "b"],
+                null
+            ]
         ])
     );
     assert_eq!(body["columns"][0]["type"], "UInt64");
@@ -154,7 +177,10 @@ async fn dropping_the_plugin_in_serves_clickhouse_without_a_restart_and_removing
     assert_eq!(body["truncated"], true);
     let deadline = Instant::now() + Duration::from_secs(5);
     while running("kit_cancel") > 0 {
-        assert!(Instant::now() < deadline, "the query still runs on ClickHouse");
+        assert!(
+            Instant::now() < deadline,
+            "the query still runs on ClickHouse"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 
@@ -171,32 +197,74 @@ async fn dropping_the_plugin_in_serves_clickhouse_without_a_restart_and_removing
     }
     assert!(patched > 0, "the export name is in the component");
     std::fs::write(plugins_dir.join("future.wasm"), future).unwrap();
-    wait_for_plugins(&server, |p| p.iter().filter(|p| p["status"] == "rejected").count() == 3).await;
+    wait_for_plugins(&server, |p| {
+        p.iter().filter(|p| p["status"] == "rejected").count() == 3
+    })
+    .await;
     let listed = server.get("/api/v1/plugins").await.body["plugins"].clone();
     let listed = listed.as_array().unwrap();
-    let reason = |file: &str| named(listed, "file", file).unwrap()["reason"].as_str().unwrap().to_owned();
-    assert!(reason("garbage.wasm").contains("not a WebAssembly component"), "{}", reason("garbage.wasm"));
-    assert!(reason("core.wasm").contains("not a WebAssembly component"), "{}", reason("core.wasm"));
-    assert!(reason("future.wasm").contains("plugboard:connector@0.9.0"), "{}", reason("future.wasm"));
-    assert_eq!(named(listed, "file", "future.wasm").unwrap()["sha256"].as_str().unwrap().len(), 64);
-    assert!(logs().contains("WASM plugin rejected"), "one log line per rejection");
+    let reason = |file: &str| {
+        named(listed, "file", file).unwrap()["reason"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    assert!(
+        reason("garbage.wasm").contains("not a WebAssembly component"),
+        "{}",
+        reason("garbage.wasm")
+    );
+    assert!(
+        reason("core.wasm").contains("not a WebAssembly component"),
+        "{}",
+        reason("core.wasm")
+    );
+    assert!(
+        reason("future.wasm").contains("plugboard:connector@0.9.0"),
+        "{}",
+        reason("future.wasm")
+    );
+    assert_eq!(
+        named(listed, "file", "future.wasm").unwrap()["sha256"]
+            .as_str()
+            .unwrap()
+            .len(),
+        64
+    );
+    assert!(
+        logs().contains("WASM plugin rejected"),
+        "one log line per rejection"
+    );
     let (status, body) = query(&server, &id, json!({"sql": "SELECT 1"})).await;
     assert_eq!(status, 200, "{body}");
 
     // Compiled code is cached in the data directory.
     let cached = std::fs::read_dir(server.data_dir.join("plugin-cache"))
         .unwrap()
-        .filter(|e| e.as_ref().unwrap().path().extension().is_some_and(|x| x == "cwasm"))
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .path()
+                .extension()
+                .is_some_and(|x| x == "cwasm")
+        })
         .count();
     assert!(cached >= 1);
 
     // The password went to ClickHouse in a header, and nowhere else: not in any answer
     // above, not in the log (captured down to DEBUG), not in the data directory.
     let log = logs();
-    assert!(!log.contains(clickhouse::TEST_PASSWORD), "the password is in the log");
+    assert!(
+        !log.contains(clickhouse::TEST_PASSWORD),
+        "the password is in the log"
+    );
     for (path, bytes) in server.data_files() {
         let text = String::from_utf8_lossy(&bytes);
-        assert!(!text.contains(clickhouse::TEST_PASSWORD), "the password is in {}", path.display());
+        assert!(
+            !text.contains(clickhouse::TEST_PASSWORD),
+            "the password is in {}",
+            path.display()
+        );
     }
     let listed = server.get(&format!("/api/v1/connections/{id}")).await;
     assert!(!listed.text.contains(clickhouse::TEST_PASSWORD));
@@ -224,7 +292,11 @@ async fn a_restart_loads_compiled_code_from_the_cache() {
     for _ in 0..2 {
         let server = TestServer::start_with(settings.clone()).await;
         let listed = server.get("/api/v1/plugins").await;
-        assert!(listed.text.contains("\"clickhouse\""), "loaded at start: {}", listed.text);
+        assert!(
+            listed.text.contains("\"clickhouse\""),
+            "loaded at start: {}",
+            listed.text
+        );
         server.stop().await;
     }
     let lines: Vec<String> = logs()
@@ -241,8 +313,13 @@ async fn a_restart_loads_compiled_code_from_the_cache() {
 async fn plugin_check_runs_the_fixture_free_checks_against_a_live_server() {
     let ch = ClickHouseServer::shared();
     let file = wasm::plugin(CLICKHOUSE);
-    let (report, passed) = plugboard::plugin_check::check(&file, &[], "SELECT 1").await.unwrap();
-    assert!(passed && report.contains("plugin       clickhouse"), "{report}");
+    let (report, passed) = plugboard::plugin_check::check(&file, &[], "SELECT 1")
+        .await
+        .unwrap();
+    assert!(
+        passed && report.contains("plugin       clickhouse"),
+        "{report}"
+    );
     let config: Vec<String> = [
         "host=127.0.0.1".to_owned(),
         format!("port={}", ch.port),
@@ -251,22 +328,25 @@ async fn plugin_check_runs_the_fixture_free_checks_against_a_live_server() {
         "database=default".to_owned(),
     ]
     .into();
-    let (report, passed) = plugboard::plugin_check::check(
-        &file,
-        &config,
-        "SELECT number FROM system.numbers LIMIT 5",
-    )
-    .await
-    .unwrap();
+    let (report, passed) =
+        plugboard::plugin_check::check(&file, &config, "SELECT number FROM system.numbers LIMIT 5")
+            .await
+            .unwrap();
     assert!(passed, "{report}");
     assert!(report.contains("7 of 7 checks passed"), "{report}");
     assert!(report.contains("5 row(s) in 3 batch(es)"), "{report}");
-    assert!(!report.contains(clickhouse::TEST_PASSWORD), "the report shows no secret");
+    assert!(
+        !report.contains(clickhouse::TEST_PASSWORD),
+        "the report shows no secret"
+    );
 
     let garbage = tempfile::NamedTempFile::new().unwrap();
     std::fs::write(garbage.path(), b"garbage").unwrap();
     let error = plugboard::plugin_check::check(garbage.path(), &[], "SELECT 1")
         .await
         .unwrap_err();
-    assert!(error.to_string().contains("not a WebAssembly component"), "{error}");
+    assert!(
+        error.to_string().contains("not a WebAssembly component"),
+        "{error}"
+    );
 }

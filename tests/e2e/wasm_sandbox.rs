@@ -28,7 +28,9 @@ async fn http_server(delay: Duration) -> (u16, Arc<AtomicUsize>) {
                 let _ = socket.read(&mut buf).await;
                 tokio::time::sleep(delay).await;
                 let _ = socket
-                    .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\nconnection: close\r\n\r\nhello")
+                    .write_all(
+                        b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\nconnection: close\r\n\r\nhello",
+                    )
                     .await;
             });
         }
@@ -73,10 +75,14 @@ async fn each_misdeed_fails_its_own_request_and_the_host_goes_on() {
     let (quick_port, _) = http_server(Duration::ZERO).await;
     let (other_port, other_hits) = http_server(Duration::ZERO).await;
     let slow = server
-        .create(json!({"name": "slow", "engine": "hostile", "host": "127.0.0.1", "port": slow_port}))
+        .create(
+            json!({"name": "slow", "engine": "hostile", "host": "127.0.0.1", "port": slow_port}),
+        )
         .await;
     let quick = server
-        .create(json!({"name": "quick", "engine": "hostile", "host": "localhost", "port": quick_port}))
+        .create(
+            json!({"name": "quick", "engine": "hostile", "host": "localhost", "port": quick_port}),
+        )
         .await;
     assert_ok(&server, &slow).await;
 
@@ -86,9 +92,21 @@ async fn each_misdeed_fails_its_own_request_and_the_host_goes_on() {
     assert_eq!(body["rows"], json!([["hello"]]));
 
     let cases: [(&str, &str, Option<u32>, u16, &str); 6] = [
-        ("loop forever", "loop", None, 502, "exceeded its CPU time limit"),
+        (
+            "loop forever",
+            "loop",
+            None,
+            502,
+            "exceeded its CPU time limit",
+        ),
         ("panic", "panic", None, 502, "panic"),
-        ("allocate past the limit", "alloc", None, 502, "exceeded its memory limit of 64 MiB"),
+        (
+            "allocate past the limit",
+            "alloc",
+            None,
+            502,
+            "exceeded its memory limit of 64 MiB",
+        ),
         (
             "call a host that is not allowed",
             &format!("http http://127.0.0.1:{other_port}"),
@@ -96,8 +114,20 @@ async fn each_misdeed_fails_its_own_request_and_the_host_goes_on() {
             502,
             "denied",
         ),
-        ("call a metadata address", "http http://169.254.169.254", None, 502, "denied"),
-        ("sleep in a host call past the deadline", "target /", Some(500), 504, "did not answer within 2.5 s"),
+        (
+            "call a metadata address",
+            "http http://169.254.169.254",
+            None,
+            502,
+            "denied",
+        ),
+        (
+            "sleep in a host call past the deadline",
+            "target /",
+            Some(500),
+            504,
+            "did not answer within 2.5 s",
+        ),
     ];
     for (what, sql, timeout_ms, status, cause) in cases {
         let started = Instant::now();
@@ -106,15 +136,28 @@ async fn each_misdeed_fails_its_own_request_and_the_host_goes_on() {
         assert_eq!(got, status, "{what}: {body}");
         assert!(message.contains(cause), "{what}: {message}");
         assert!(
-            message.contains("hostile") || message.contains("127.0.0.1") || message.contains("169.254"),
+            message.contains("hostile")
+                || message.contains("127.0.0.1")
+                || message.contains("169.254"),
             "{what}: the error names the plugin or the address: {message}"
         );
-        assert!(started.elapsed() < Duration::from_secs(6), "{what} took {:?}", started.elapsed());
+        assert!(
+            started.elapsed() < Duration::from_secs(6),
+            "{what} took {:?}",
+            started.elapsed()
+        );
         assert_ok(&server, &slow).await;
     }
-    assert_eq!(other_hits.load(Ordering::SeqCst), 0, "a denied request reached its server");
+    assert_eq!(
+        other_hits.load(Ordering::SeqCst),
+        0,
+        "a denied request reached its server"
+    );
     let log = logs();
-    assert!(log.contains("outbound request denied"), "denials are logged");
+    assert!(
+        log.contains("outbound request denied"),
+        "denials are logged"
+    );
 
     // Nothing of the host's environment or files is visible.
     let (status, body) = query(&server, &slow, "env", None).await;
@@ -133,7 +176,8 @@ async fn each_misdeed_fails_its_own_request_and_the_host_goes_on() {
         "hostile says hello through the host log",
     ] {
         assert!(
-            log.lines().any(|l| l.contains(line) && l.contains("plugin=\"hostile\"")),
+            log.lines()
+                .any(|l| l.contains(line) && l.contains("plugin=\"hostile\"")),
             "{line} is not in the log under the plugin's name"
         );
     }
@@ -156,21 +200,23 @@ async fn calls_beyond_the_busy_limit_wait_then_fail_cleanly() {
     let server = TestServer::start_with(settings).await;
     let (slow_port, _) = http_server(Duration::from_secs(30)).await;
     let id = server
-        .create(json!({"name": "slow", "engine": "hostile", "host": "127.0.0.1", "port": slow_port}))
+        .create(
+            json!({"name": "slow", "engine": "hostile", "host": "127.0.0.1", "port": slow_port}),
+        )
         .await;
     // The first call holds the only slot until its deadline (1 s + 2 s of grace); the
     // second gives up waiting after its own (0.2 s + 2 s).
-    let (first, second) = tokio::join!(
-        query(&server, &id, "target /", Some(1_000)),
-        async {
-            tokio::time::sleep(Duration::from_millis(300)).await;
-            query(&server, &id, "ok", Some(200)).await
-        }
-    );
+    let (first, second) = tokio::join!(query(&server, &id, "target /", Some(1_000)), async {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        query(&server, &id, "ok", Some(200)).await
+    });
     assert_eq!(first.0, 504, "{}", first.1);
     assert_eq!(second.0, 504, "{}", second.1);
     assert!(
-        second.1["error"]["message"].as_str().unwrap().contains("calls running"),
+        second.1["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("calls running"),
         "{}",
         second.1
     );

@@ -74,7 +74,10 @@ impl ClickHouseServer {
             let (http_port, tcp_port) = (crate::free_port(), crate::free_port());
             std::fs::write(dir.join("config.xml"), config(&dir, http_port, tcp_port)).unwrap();
             let mut child = Command::new(&program)
-                .arg(format!("--config-file={}", dir.join("config.xml").display()))
+                .arg(format!(
+                    "--config-file={}",
+                    dir.join("config.xml").display()
+                ))
                 .current_dir(&dir)
                 .stdin(Stdio::null())
                 .stdout(Stdio::null())

@@ -6,9 +6,18 @@ use std::sync::OnceLock;
 
 /// The workspace's WASM plugin crates and the file each produces.
 const PLUGINS: &[(&str, &str)] = &[
-    ("plugboard-plugin-clickhouse", "plugboard_plugin_clickhouse.wasm"),
-    ("plugboard-test-plugin-hostile", "plugboard_test_plugin_hostile.wasm"),
-    ("plugboard-plugin-template", "plugboard_plugin_template.wasm"),
+    (
+        "plugboard-plugin-clickhouse",
+        "plugboard_plugin_clickhouse.wasm",
+    ),
+    (
+        "plugboard-test-plugin-hostile",
+        "plugboard_test_plugin_hostile.wasm",
+    ),
+    (
+        "plugboard-plugin-template",
+        "plugboard_plugin_template.wasm",
+    ),
 ];
 
 fn workspace() -> PathBuf {
@@ -24,9 +33,14 @@ fn build_all() -> &'static PathBuf {
     BUILT.get_or_init(|| {
         let root = workspace();
         let mut command = std::process::Command::new(env!("CARGO"));
-        command
-            .current_dir(&root)
-            .args(["build", "--locked", "--profile", "plugin", "--target", "wasm32-wasip2"]);
+        command.current_dir(&root).args([
+            "build",
+            "--locked",
+            "--profile",
+            "plugin",
+            "--target",
+            "wasm32-wasip2",
+        ]);
         for (package, _) in PLUGINS {
             command.args(["-p", package]);
         }

@@ -72,7 +72,9 @@ pub fn value_from_guest(v: wit::Value) -> c::Value {
         W::Time(s) => c::Value::Time(s),
         W::Timestamp(s) => c::Value::Timestamp(s),
         W::Json(s) => json_of(s),
-        W::Array(elements) => c::Value::Array(elements.into_iter().map(element_from_guest).collect()),
+        W::Array(elements) => {
+            c::Value::Array(elements.into_iter().map(element_from_guest).collect())
+        }
     }
 }
 
@@ -217,8 +219,14 @@ pub fn introspect_options(o: &c::IntrospectOptions) -> wit::IntrospectOptions {
         (o.include.indexes, wit::IntrospectInclude::INDEXES),
         (o.include.foreign_keys, wit::IntrospectInclude::FOREIGN_KEYS),
         (o.include.comments, wit::IntrospectInclude::COMMENTS),
-        (o.include.row_estimates, wit::IntrospectInclude::ROW_ESTIMATES),
-        (o.include.system_schemas, wit::IntrospectInclude::SYSTEM_SCHEMAS),
+        (
+            o.include.row_estimates,
+            wit::IntrospectInclude::ROW_ESTIMATES,
+        ),
+        (
+            o.include.system_schemas,
+            wit::IntrospectInclude::SYSTEM_SCHEMAS,
+        ),
     ] {
         if wanted {
             include |= flag;

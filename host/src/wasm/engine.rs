@@ -11,7 +11,6 @@ use sha2::{Digest, Sha256};
 use wasmtime::component::{Component, Linker};
 use wasmtime::{Config, Engine};
 
-
 use super::bindings;
 use super::sandbox::{EgressRules, StoreState};
 
@@ -87,9 +86,8 @@ impl Runtime {
                 // The pooling allocator reserves address space up front; where that is
                 // refused (a ulimit), instances are allocated on demand instead.
                 tracing::warn!(error = %format!("{e:#}"), "the pooling instance allocator is unavailable; allocating plugin instances on demand");
-                Engine::new(&engine_config(&limits, false)).map_err(|e| {
-                    anyhow::anyhow!("configuring the WebAssembly engine: {e:#}")
-                })?
+                Engine::new(&engine_config(&limits, false))
+                    .map_err(|e| anyhow::anyhow!("configuring the WebAssembly engine: {e:#}"))?
             }
         };
         let mut linker = Linker::new(&engine);
@@ -149,23 +147,26 @@ impl Runtime {
         let sha256 = hex(&Sha256::digest(bytes));
         let cached_path = self.cache_dir.as_ref().map(|dir| {
             let mut engine_hash = std::collections::hash_map::DefaultHasher::new();
-            std::hash::Hash::hash(&self.engine.precompile_compatibility_hash(), &mut engine_hash);
+            std::hash::Hash::hash(
+                &self.engine.precompile_compatibility_hash(),
+                &mut engine_hash,
+            );
             let engine_hash = std::hash::Hasher::finish(&engine_hash);
             dir.join(format!("{sha256}-{engine_hash:016x}.cwasm"))
         });
-        if let Some(path) = &cached_path {
-            if path.exists() {
-                match load_cached(&self.engine, path) {
-                    Ok(component) => {
-                        return Ok(Compiled {
-                            component,
-                            sha256,
-                            cached: true,
-                        });
-                    }
-                    Err(e) => {
-                        tracing::warn!(path = %path.display(), error = %e, "ignoring an unreadable compiled-code cache entry");
-                    }
+        if let Some(path) = &cached_path
+            && path.exists()
+        {
+            match load_cached(&self.engine, path) {
+                Ok(component) => {
+                    return Ok(Compiled {
+                        component,
+                        sha256,
+                        cached: true,
+                    });
+                }
+                Err(e) => {
+                    tracing::warn!(path = %path.display(), error = %e, "ignoring an unreadable compiled-code cache entry");
                 }
             }
         }
@@ -175,11 +176,12 @@ impl Runtime {
                  wasm32-wasip2, which produces a component"
             );
         }
-        let component = Component::new(&self.engine, bytes).map_err(|e| anyhow::anyhow!("{e:#}"))?;
-        if let Some(path) = &cached_path {
-            if let Err(e) = store_cached(&component, path) {
-                tracing::warn!(path = %path.display(), error = %e, "could not write the compiled-code cache");
-            }
+        let component =
+            Component::new(&self.engine, bytes).map_err(|e| anyhow::anyhow!("{e:#}"))?;
+        if let Some(path) = &cached_path
+            && let Err(e) = store_cached(&component, path)
+        {
+            tracing::warn!(path = %path.display(), error = %e, "could not write the compiled-code cache");
         }
         Ok(Compiled {
             component,

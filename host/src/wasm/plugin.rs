@@ -110,7 +110,10 @@ fn valid_engine_id(id: &str) -> bool {
 
 /// A clear reason when the component speaks another contract, before linking says it in
 /// its own words.
-fn check_exports(runtime: &Runtime, component: &wasmtime::component::Component) -> anyhow::Result<()> {
+fn check_exports(
+    runtime: &Runtime,
+    component: &wasmtime::component::Component,
+) -> anyhow::Result<()> {
     let ty = component.component_type();
     let exports: Vec<String> = ty
         .exports(&runtime.engine)
@@ -126,7 +129,10 @@ fn check_exports(runtime: &Runtime, component: &wasmtime::component::Component) 
         let version = other.rsplit('@').next().unwrap_or_default();
         anyhow::bail!(
             "built for contract plugboard:connector@{version}; this host speaks {}",
-            bindings::CONNECTOR_EXPORT.rsplit('@').next().unwrap_or_default()
+            bindings::CONNECTOR_EXPORT
+                .rsplit('@')
+                .next()
+                .unwrap_or_default()
         );
     }
     anyhow::bail!(
@@ -177,12 +183,20 @@ impl Shared {
     /// Names what stopped a failed call.
     fn failure(&self, error: &wasmtime::Error, store: &Store<StoreState>) -> Error {
         let cause = trap_cause(error, store);
-        tracing::warn!(plugin = &*self.name, cause, "plugin call failed; its instance is discarded");
+        tracing::warn!(
+            plugin = &*self.name,
+            cause,
+            "plugin call failed; its instance is discarded"
+        );
         Error::Plugin(format!("plugin `{}` {cause}", self.name))
     }
 
     fn timeout(&self, deadline: Duration) -> Error {
-        tracing::warn!(plugin = &*self.name, ?deadline, "plugin call missed its deadline; its instance is discarded");
+        tracing::warn!(
+            plugin = &*self.name,
+            ?deadline,
+            "plugin call missed its deadline; its instance is discarded"
+        );
         Error::Timeout(format!(
             "plugin `{}` did not answer within {:.1} s",
             self.name,
@@ -224,7 +238,10 @@ impl Plugin for WasmPlugin {
         };
         // Opening an instance now reports configuration errors at once, as native plugins
         // do, and leaves it ready for the first call.
-        let instance = session.inner.checkout(session.inner.shared.runtime.limits.call_timeout).await?;
+        let instance = session
+            .inner
+            .checkout(session.inner.shared.runtime.limits.call_timeout)
+            .await?;
         session.inner.checkin(instance);
         Ok(Box::new(session))
     }
@@ -380,7 +397,11 @@ impl Session for WasmSession {
             .unwrap_or_else(|| inner.deadline());
         let wit_request = wit::QueryRequest {
             sql: request.sql,
-            params: request.params.iter().map(bindings::value_to_guest).collect(),
+            params: request
+                .params
+                .iter()
+                .map(bindings::value_to_guest)
+                .collect(),
             timeout_ms: request.timeout_ms,
         };
         let mut instance = inner.checkout(deadline).await?;
@@ -500,10 +521,10 @@ impl Drop for WasmResultStream {
     fn drop(&mut self) {
         // Abandoned mid-way: the guest's stream must be dropped so the plugin stops the
         // query, which needs the async runtime.
-        if let Some(instance) = self.instance.take() {
-            if let Ok(handle) = tokio::runtime::Handle::try_current() {
-                handle.spawn(Self::release(instance, self.stream, self.session.clone()));
-            }
+        if let Some(instance) = self.instance.take()
+            && let Ok(handle) = tokio::runtime::Handle::try_current()
+        {
+            handle.spawn(Self::release(instance, self.stream, self.session.clone()));
         }
     }
 }

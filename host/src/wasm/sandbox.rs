@@ -157,7 +157,9 @@ pub struct EgressRules {
 
 impl std::fmt::Debug for Egress {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Egress").field("target", &self.target).finish()
+        f.debug_struct("Egress")
+            .field("target", &self.target)
+            .finish()
     }
 }
 
@@ -285,13 +287,13 @@ pub async fn check(
             "{host}:{port} is neither the connection's address nor on the allow-list"
         ));
     }
-    if !rules.allow_link_local {
-        if let Some(bad) = resolved.iter().find(|a| is_link_local_or_metadata(a.ip())) {
-            return Err(format!(
-                "{host} resolves to {}, a link-local or metadata address",
-                bad.ip()
-            ));
-        }
+    if !rules.allow_link_local
+        && let Some(bad) = resolved.iter().find(|a| is_link_local_or_metadata(a.ip()))
+    {
+        return Err(format!(
+            "{host} resolves to {}, a link-local or metadata address",
+            bad.ip()
+        ));
     }
     Ok(resolved[0])
 }
@@ -405,11 +407,23 @@ mod tests {
     #[tokio::test]
     async fn only_the_connections_address_is_reachable() {
         let target = ("127.0.0.1".to_owned(), 8123);
-        assert!(check("127.0.0.1", 8123, Some(&target), &rules()).await.is_ok());
-        assert!(check("localhost", 8123, Some(&target), &rules()).await.is_ok());
+        assert!(
+            check("127.0.0.1", 8123, Some(&target), &rules())
+                .await
+                .is_ok()
+        );
+        assert!(
+            check("localhost", 8123, Some(&target), &rules())
+                .await
+                .is_ok()
+        );
         let other_port = check("127.0.0.1", 9000, Some(&target), &rules()).await;
         assert!(other_port.unwrap_err().contains("allow-list"));
-        assert!(check("127.0.0.2", 8123, Some(&target), &rules()).await.is_err());
+        assert!(
+            check("127.0.0.2", 8123, Some(&target), &rules())
+                .await
+                .is_err()
+        );
         assert!(check("127.0.0.1", 8123, None, &rules()).await.is_err());
     }
 
@@ -431,10 +445,16 @@ mod tests {
             allow_link_local: true,
             ..rules()
         };
-        assert!(check("169.254.169.254", 80, Some(&target), &allowed).await.is_ok());
+        assert!(
+            check("169.254.169.254", 80, Some(&target), &allowed)
+                .await
+                .is_ok()
+        );
         assert!(is_link_local_or_metadata("fe80::1".parse().unwrap()));
         assert!(is_link_local_or_metadata("fd00:ec2::254".parse().unwrap()));
-        assert!(is_link_local_or_metadata("::ffff:169.254.1.1".parse().unwrap()));
+        assert!(is_link_local_or_metadata(
+            "::ffff:169.254.1.1".parse().unwrap()
+        ));
         assert!(!is_link_local_or_metadata("10.0.0.1".parse().unwrap()));
     }
 }

@@ -63,7 +63,12 @@ impl ClickHouse {
 
     /// Sends `sql` with `settings` and returns the response once its status is known: the
     /// body of a 2xx streams from it, anything else is turned into an error.
-    pub fn send(&self, sql: &str, settings: &[(&str, &str)], timeout: Option<Duration>) -> Result<Response> {
+    pub fn send(
+        &self,
+        sql: &str,
+        settings: &[(&str, &str)],
+        timeout: Option<Duration>,
+    ) -> Result<Response> {
         let mut pairs: Vec<(&str, &str)> = vec![("database", &self.database)];
         pairs.extend_from_slice(&OUTPUT_SETTINGS);
         pairs.extend_from_slice(settings);
@@ -184,11 +189,20 @@ mod tests {
         let wrong = "Code: 193, e.displayText() = DB::Exception: Wrong password for user kit, e.what() = DB::Exception";
         assert!(matches!(server_error(401, wrong), Error::Authentication(_)));
         assert!(matches!(
-            server_error(500, "Code: 159, e.displayText() = DB::Exception: Timeout exceeded"),
+            server_error(
+                500,
+                "Code: 159, e.displayText() = DB::Exception: Timeout exceeded"
+            ),
             Error::Timeout(_)
         ));
         // Newer servers: `Code: 62. DB::Exception: ... (SYNTAX_ERROR) (version 23.8)`.
-        assert_eq!(exception_code("Code: 62. DB::Exception: Syntax error"), Some(62));
-        assert!(matches!(server_error(502, "bad gateway"), Error::Connection(_)));
+        assert_eq!(
+            exception_code("Code: 62. DB::Exception: Syntax error"),
+            Some(62)
+        );
+        assert!(matches!(
+            server_error(502, "bad gateway"),
+            Error::Connection(_)
+        ));
     }
 }

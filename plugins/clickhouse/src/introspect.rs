@@ -29,7 +29,9 @@ fn list(names: &[String]) -> String {
 fn rows(ch: &ClickHouse, sql: &str) -> Result<Vec<Vec<Json>>> {
     let text = ch.fetch(&format!("{sql} FORMAT JSONCompact"))?;
     let answer: Json = serde_json::from_str(&text).map_err(|e| {
-        Error::Connection(format!("ClickHouse sent a catalog answer that does not parse: {e}"))
+        Error::Connection(format!(
+            "ClickHouse sent a catalog answer that does not parse: {e}"
+        ))
     })?;
     Ok(answer["data"]
         .as_array()
@@ -82,7 +84,9 @@ pub fn introspect(ch: &ClickHouse, options: &IntrospectOptions) -> Result<Vec<Sc
         dbs.iter().map(|d| (d.clone(), Vec::new())).collect();
     for row in rows(
         ch,
-        &format!("SELECT database, name, engine, primary_key FROM system.tables WHERE {table_filter} ORDER BY database, name"),
+        &format!(
+            "SELECT database, name, engine, primary_key FROM system.tables WHERE {table_filter} ORDER BY database, name"
+        ),
     )? {
         let (db, name, engine) = (text(&row[0]), text(&row[1]), text(&row[2]));
         let kind = match engine.as_str() {
@@ -113,9 +117,10 @@ pub fn introspect(ch: &ClickHouse, options: &IntrospectOptions) -> Result<Vec<Sc
         });
     }
 
-    let find = |schemas: &mut BTreeMap<String, Vec<TableInfo>>, db: &str, table: &str| -> Option<usize> {
-        schemas.get(db)?.iter().position(|t| t.name == table)
-    };
+    let find = |schemas: &mut BTreeMap<String, Vec<TableInfo>>,
+                db: &str,
+                table: &str|
+     -> Option<usize> { schemas.get(db)?.iter().position(|t| t.name == table) };
 
     if options.wants(IntrospectInclude::COLUMNS) {
         let comments = options.wants(IntrospectInclude::COMMENTS);
@@ -127,7 +132,9 @@ pub fn introspect(ch: &ClickHouse, options: &IntrospectOptions) -> Result<Vec<Sc
             ),
         )? {
             let (db, table) = (text(&row[0]), text(&row[1]));
-            let Some(i) = find(&mut schemas, &db, &table) else { continue };
+            let Some(i) = find(&mut schemas, &db, &table) else {
+                continue;
+            };
             let data_type = text(&row[3]);
             let (_, nullable) = types::unwrap(&data_type);
             let tables = schemas.get_mut(&db).expect("found above");
@@ -139,7 +146,8 @@ pub fn introspect(ch: &ClickHouse, options: &IntrospectOptions) -> Result<Vec<Sc
                 common_type: types::common_type(&data_type),
                 data_type,
                 nullable,
-                default: (!default_kind.is_empty()).then(|| format!("{default_kind} {}", text(&row[5]))),
+                default: (!default_kind.is_empty())
+                    .then(|| format!("{default_kind} {}", text(&row[5]))),
                 primary_key: text(&row[7]) == "1",
                 comment: Some(text(&row[6])).filter(|c| comments && !c.is_empty()),
                 stats: None,
@@ -157,7 +165,8 @@ pub fn introspect(ch: &ClickHouse, options: &IntrospectOptions) -> Result<Vec<Sc
         )? {
             let (db, table) = (text(&row[0]), text(&row[1]));
             if let Some(i) = find(&mut schemas, &db, &table) {
-                schemas.get_mut(&db).expect("found above")[i].row_estimate = text(&row[2]).parse().ok();
+                schemas.get_mut(&db).expect("found above")[i].row_estimate =
+                    text(&row[2]).parse().ok();
             }
         }
     }

@@ -37,8 +37,12 @@ impl Connector for ClickHousePlugin {
             &["clickhouse"],
         )
         .field(
-            ConfigField::new("secure", FieldKind::Boolean, "Use HTTPS (port 8443 by default)")
-                .default("false"),
+            ConfigField::new(
+                "secure",
+                FieldKind::Boolean,
+                "Use HTTPS (port 8443 by default)",
+            )
+            .default("false"),
         )
         .capabilities(Capabilities {
             transactions: false,
@@ -69,11 +73,12 @@ impl Connector for ClickHousePlugin {
     }
 
     fn query(&self, request: QueryRequest) -> Result<Box<dyn Rows>> {
-        let server_side =
-            !request.params.is_empty() && self.ch.version()?.1 >= SERVER_PARAMETERS;
+        let server_side = !request.params.is_empty() && self.ch.version()?.1 >= SERVER_PARAMETERS;
         let bound = params::bind(&request.sql, &request.params, server_side)?;
         let query_id = new_query_id();
-        let seconds = request.timeout_ms.map(|ms| ms.div_ceil(1000).max(1).to_string());
+        let seconds = request
+            .timeout_ms
+            .map(|ms| ms.div_ceil(1000).max(1).to_string());
         let mut settings: Vec<(&str, &str)> = vec![("query_id", &query_id)];
         if let Some(seconds) = &seconds {
             settings.push(("max_execution_time", seconds));
@@ -107,12 +112,16 @@ fn new_query_id() -> String {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_nanos())
         .unwrap_or_default();
-    format!("plugboard-{nanos:x}-{}", COUNTER.fetch_add(1, Ordering::Relaxed))
+    format!(
+        "plugboard-{nanos:x}-{}",
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    )
 }
 
 /// Rows written, from the `X-ClickHouse-Summary` header newer servers send.
 fn written_rows(response: &Response) -> Option<u64> {
-    let summary: serde_json::Value = serde_json::from_str(&response.header("X-ClickHouse-Summary")?).ok()?;
+    let summary: serde_json::Value =
+        serde_json::from_str(&response.header("X-ClickHouse-Summary")?).ok()?;
     summary["written_rows"].as_str()?.parse().ok()
 }
 
@@ -123,7 +132,9 @@ fn read_error(e: ReadError) -> Error {
             "ClickHouse sent an answer that is not JSONCompact: {}",
             text.chars().take(200).collect::<String>()
         )),
-        ReadError::Io(message) => Error::Connection(format!("reading ClickHouse's answer failed: {message}")),
+        ReadError::Io(message) => {
+            Error::Connection(format!("reading ClickHouse's answer failed: {message}"))
+        }
     }
 }
 

@@ -209,6 +209,10 @@ fn param_text(value: &Value) -> Result<String> {
         return Ok("\\N".to_owned());
     }
     let text = text(value)?;
+    // An array is already in its quoted form, its strings escaped: as TSV writes it.
+    if matches!(value, Value::Array(_)) {
+        return Ok(text);
+    }
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
         match c {

@@ -57,7 +57,10 @@ impl<R: Read> CompactReader<R> {
             self.pos = 0;
         }
         let mut chunk = [0u8; 64 * 1024];
-        let n = self.body.read(&mut chunk).map_err(|e| ReadError::Io(e.to_string()))?;
+        let n = self
+            .body
+            .read(&mut chunk)
+            .map_err(|e| ReadError::Io(e.to_string()))?;
         if n == 0 {
             self.eof = true;
             return Ok(false);
@@ -73,7 +76,9 @@ impl<R: Read> CompactReader<R> {
                 break;
             }
         }
-        String::from_utf8_lossy(&self.buf[self.pos..]).trim().to_owned()
+        String::from_utf8_lossy(&self.buf[self.pos..])
+            .trim()
+            .to_owned()
     }
 
     fn malformed(&mut self) -> ReadError {
@@ -251,8 +256,8 @@ mod tests {
         assert_eq!(first[1].get(), "[1,2]");
         let second = reader.row().unwrap().unwrap();
         assert_eq!(second[0].get(), "null");
-        assert_eq!(reader.row().unwrap(), None);
-        assert_eq!(reader.row().unwrap(), None);
+        assert!(reader.row().unwrap().is_none());
+        assert!(reader.row().unwrap().is_none());
     }
 
     #[test]

@@ -32,20 +32,30 @@ impl Connector for Template {
         let secure = config.bool_option("secure")?.unwrap_or(false);
         let mut client = Client::for_config(&config, if secure { 443 } else { 8080 }, secure)?;
         if let (Some(user), Some(password)) = (&config.username, config.password()) {
-            client = client.header("authorization", &plugboard_sdk::http::basic_auth(user, password));
+            client = client.header(
+                "authorization",
+                &plugboard_sdk::http::basic_auth(user, password),
+            );
         }
         Ok(Template { client })
     }
 
     fn test(&self) -> Result<ServerInfo> {
         let started = Instant::now();
-        let version = self.client.get("/version").send()?.error_for_status()?.text()?;
+        let version = self
+            .client
+            .get("/version")
+            .send()?
+            .error_for_status()?
+            .text()?;
         let latency = started.elapsed().as_secs_f64() * 1000.0;
         Ok(ServerInfo::new(version.trim(), latency, false))
     }
 
     fn introspect(&self, _options: IntrospectOptions) -> Result<Vec<SchemaInfo>> {
-        Err(Error::Unsupported("this template does not introspect yet".into()))
+        Err(Error::Unsupported(
+            "this template does not introspect yet".into(),
+        ))
     }
 
     fn query(&self, request: QueryRequest) -> Result<Box<dyn Rows>> {
@@ -70,7 +80,11 @@ impl Connector for Template {
             .flatten()
             .map(|c| {
                 let data_type = c["type"].as_str().unwrap_or("text");
-                ColumnMeta::new(c["name"].as_str().unwrap_or(""), data_type, common_type(data_type))
+                ColumnMeta::new(
+                    c["name"].as_str().unwrap_or(""),
+                    data_type,
+                    common_type(data_type),
+                )
             })
             .collect();
         let rows: Vec<Row> = body["rows"]
@@ -102,7 +116,10 @@ fn value(json: &Json) -> Value {
     match json {
         Json::Null => Value::Null,
         Json::Bool(b) => Value::Boolean(*b),
-        Json::Number(n) => n.as_i64().map(Value::Int).unwrap_or_else(|| Value::Float(n.as_f64().unwrap_or(f64::NAN))),
+        Json::Number(n) => n
+            .as_i64()
+            .map(Value::Int)
+            .unwrap_or_else(|| Value::Float(n.as_f64().unwrap_or(f64::NAN))),
         Json::String(s) => Value::Text(s.clone()),
         other => Value::Json(other.to_string()),
     }
@@ -115,7 +132,11 @@ fn param(value: &Value) -> Json {
         Value::Int(i) => json!(i),
         Value::Uint(u) => json!(u),
         Value::Float(f) => json!(f),
-        Value::Decimal(s) | Value::Text(s) | Value::Date(s) | Value::Time(s) | Value::Timestamp(s) => json!(s),
+        Value::Decimal(s)
+        | Value::Text(s)
+        | Value::Date(s)
+        | Value::Time(s)
+        | Value::Timestamp(s) => json!(s),
         Value::Json(s) => serde_json::from_str(s).unwrap_or(Json::Null),
         Value::Bytes(b) => json!(b),
         Value::Array(_) => json!(null),

@@ -12,7 +12,12 @@ struct Hostile {
 
 impl Connector for Hostile {
     fn info() -> PluginInfo {
-        PluginInfo::new("hostile", "0.1.0", "Misbehaves on request (tests only)", &["hostile"])
+        PluginInfo::new(
+            "hostile",
+            "0.1.0",
+            "Misbehaves on request (tests only)",
+            &["hostile"],
+        )
     }
 
     fn open(config: Config) -> Result<Self> {
@@ -49,7 +54,9 @@ impl Connector for Hostile {
             }
             "target" => {
                 let client = plugboard_sdk::http::Client::for_config(&self.config, 80, false)?;
-                let response = client.get(if argument.is_empty() { "/" } else { argument }).send()?;
+                let response = client
+                    .get(if argument.is_empty() { "/" } else { argument })
+                    .send()?;
                 Value::Text(response.text()?)
             }
             "print" => {
@@ -58,7 +65,12 @@ impl Connector for Hostile {
                 plugboard_sdk::log::warn("hostile says hello through the host log");
                 Value::Text("printed".into())
             }
-            "env" => Value::Text(std::env::vars().map(|(k, _)| k).collect::<Vec<_>>().join(",")),
+            "env" => Value::Text(
+                std::env::vars()
+                    .map(|(k, _)| k)
+                    .collect::<Vec<_>>()
+                    .join(","),
+            ),
             "file" => match std::fs::read_to_string(argument) {
                 Ok(text) => Value::Text(text),
                 Err(e) => return Err(Error::InvalidInput(format!("cannot read {argument}: {e}"))),

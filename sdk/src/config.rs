@@ -89,12 +89,13 @@ impl Config {
 
     /// Fails on any option not in `known`, so a typo does not pass silently.
     pub fn reject_unknown_options(&self, known: &[&str]) -> Result<()> {
-        let unknown: Vec<&str> = self
+        let mut unknown: Vec<&str> = self
             .options
             .keys()
             .map(String::as_str)
             .filter(|k| !known.contains(k))
             .collect();
+        unknown.sort_unstable();
         if unknown.is_empty() {
             return Ok(());
         }

@@ -26,4 +26,4 @@ mkdir -p "$plugins_dir"
 # Written beside, then renamed: a running server never sees half a file.
 cp target/wasm32-wasip2/plugin/plugboard_plugin_clickhouse.wasm "$plugins_dir/.clickhouse.wasm.partial"
 mv "$plugins_dir/.clickhouse.wasm.partial" "$plugins_dir/clickhouse.wasm"
-exec cargo run --release --locked -- serve "$@"
+exec cargo run --release --locked -p plugboard -- serve "$@"

@@ -47,3 +47,34 @@ pub(crate) fn spawn_watchdog(pid: u32, signal: &str, dir: &std::path::Path) {
         .stderr(std::process::Stdio::null())
         .spawn();
 }
+
+/// Stops a server this process started: SIGTERM to `pid` (a clean shutdown), up to 20 s
+/// for it to exit, then SIGKILL; reaps it and removes its directory.
+pub(crate) fn stop_server(
+    pid: i32,
+    child: &std::sync::Mutex<Option<std::process::Child>>,
+    dir: &std::path::Path,
+) {
+    // SAFETY: kill(2) with a pid we started and a valid signal.
+    #[allow(unsafe_code)]
+    let signal = |sig| unsafe { libc::kill(pid, sig) == 0 };
+    if signal(libc::SIGTERM) {
+        let mut child = child.lock().unwrap_or_else(|p| p.into_inner());
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while std::time::Instant::now() < deadline {
+            let exited = match child.as_mut() {
+                Some(c) => !matches!(c.try_wait(), Ok(None)),
+                None => !signal(0),
+            };
+            if exited {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        if let Some(c) = child.as_mut() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+    let _ = std::fs::remove_dir_all(dir);
+}

@@ -182,27 +182,6 @@ impl MariaServer {
 
     /// Stops the server by pid (SIGTERM, a clean shutdown), waits, removes its directory.
     pub fn stop(&self) {
-        // SAFETY: kill(2) with a pid we started and a valid signal.
-        #[allow(unsafe_code)]
-        let signal = |sig| unsafe { libc::kill(self.pid, sig) == 0 };
-        if signal(libc::SIGTERM) {
-            let mut child = self.child.lock().unwrap_or_else(|p| p.into_inner());
-            let deadline = Instant::now() + Duration::from_secs(20);
-            loop {
-                let exited = match child.as_mut() {
-                    Some(c) => !matches!(c.try_wait(), Ok(None)),
-                    None => !signal(0),
-                };
-                if exited || Instant::now() > deadline {
-                    break;
-                }
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            if let Some(c) = child.as_mut() {
-                let _ = c.kill();
-                let _ = c.wait();
-            }
-        }
-        let _ = std::fs::remove_dir_all(&self.dir);
+        crate::stop_server(self.pid, &self.child, &self.dir);
     }
 }

@@ -2,7 +2,7 @@
 //! the behaviour. `ok` answers one row; `loop` spins forever; `panic` panics; `alloc`
 //! allocates past any sane memory limit; `http <url>` fetches a URL (the connection's own
 //! address is allowed, anything else is not); `print` writes to stdout and stderr;
-//! `env` and `file` try to read an environment variable and a file.
+//! `env`, `file` and `tcp` try to read the environment, a file, and to open a socket.
 
 use plugboard_sdk::prelude::*;
 
@@ -65,6 +65,10 @@ impl Connector for Hostile {
                 plugboard_sdk::log::warn("hostile says hello through the host log");
                 Value::Text("printed".into())
             }
+            "tcp" => match std::net::TcpStream::connect(argument) {
+                Ok(_) => Value::Text("connected".into()),
+                Err(e) => return Err(Error::Connection(format!("cannot open a socket: {e}"))),
+            },
             "env" => Value::Text(
                 std::env::vars()
                     .map(|(k, _)| k)

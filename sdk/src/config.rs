@@ -10,9 +10,13 @@ use crate::{ConnectionConfig, Error, Result};
 pub struct Config {
     /// The engine id the connection names.
     pub engine: String,
+    /// The server's host name or address.
     pub host: Option<String>,
+    /// The server's port; the plugin's default when `None`.
     pub port: Option<u16>,
+    /// The database (or catalog, keyspace, ...) the connection names.
     pub database: Option<String>,
+    /// The user to log in as.
     pub username: Option<String>,
     password: Option<String>,
     /// The connection's options.

@@ -24,9 +24,13 @@ use crate::{Config, Error};
 /// The HTTP methods a connector uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Method {
+    /// `GET`
     Get,
+    /// `POST`
     Post,
+    /// `PUT`
     Put,
+    /// `DELETE`
     Delete,
 }
 
@@ -50,7 +54,9 @@ pub enum HttpErrorKind {
 /// A failed request: its kind and a message fit for the user (no secret in it).
 #[derive(Debug, Clone)]
 pub struct HttpError {
+    /// What went wrong.
     pub kind: HttpErrorKind,
+    /// Says so in words, with the server's address.
     pub message: String,
 }
 

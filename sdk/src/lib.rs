@@ -29,6 +29,8 @@
 //! port. Each call has memory, CPU and wall-clock limits; a panic fails that call only.
 //! See the README for the full walkthrough, and `examples/template` to start from.
 
+#![warn(missing_docs)]
+
 /// The generated bindings of `wit/connector@0.1.0`. Plugin authors need not touch these:
 /// the types they use are re-exported at the crate root.
 #[doc(hidden)]

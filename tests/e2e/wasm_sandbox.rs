@@ -168,7 +168,13 @@ async fn each_misdeed_fails_its_own_request_and_the_host_goes_on() {
     // Not even towards the connection's own address: sockets are not granted at all.
     let (status, body) = query(&server, &slow, &format!("tcp 127.0.0.1:{slow_port}"), None).await;
     assert_eq!(status, 502, "{body}");
-    assert!(body["error"]["message"].as_str().unwrap().contains("cannot open a socket"), "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("cannot open a socket"),
+        "{body}"
+    );
 
     // Output goes to the host's log under the plugin's name.
     let (status, _) = query(&server, &slow, "print", None).await;

@@ -166,37 +166,37 @@ mod tests {
     fn values_keep_every_digit() {
         same(
             value(&raw("\"18446744073709551615\""), "UInt64"),
-            Value::Uint(u64::MAX)
+            Value::Uint(u64::MAX),
         );
         same(
             value(&raw("\"-9223372036854775808\""), "Int64"),
-            Value::Int(i64::MIN)
+            Value::Int(i64::MIN),
         );
         same(
             value(&raw("10.50"), "Decimal(10, 2)"),
-            Value::Decimal("10.50".into())
+            Value::Decimal("10.50".into()),
         );
         same(value(&raw("null"), "Nullable(String)"), Value::Null);
         assert!(matches!(value(&raw("\"nan\""), "Float64"), Value::Float(f) if f.is_nan()));
         same(
             value(&raw("\"-inf\""), "Float32"),
-            Value::Float(f64::NEG_INFINITY)
+            Value::Float(f64::NEG_INFINITY),
         );
         same(
             value(&raw("\"日本語 ✓\""), "String"),
-            Value::Text("日本語 ✓".into())
+            Value::Text("日本語 ✓".into()),
         );
         same(
             value(&raw("\"2024-01-15\""), "Date"),
-            Value::Date("2024-01-15".into())
+            Value::Date("2024-01-15".into()),
         );
         same(
             value(&raw("[1,null]"), "Array(Nullable(UInt8))"),
-            Value::Array(vec![Element::Int(1), Element::Null])
+            Value::Array(vec![Element::Int(1), Element::Null]),
         );
         same(
             value(&raw("[[1],[2]]"), "Array(Array(UInt8))"),
-            Value::Json("[[1],[2]]".into())
+            Value::Json("[[1],[2]]".into()),
         );
     }
 }

@@ -77,11 +77,16 @@ impl Catalog {
         catalog
     }
 
-    /// Adds a plugin under each engine id it serves, replacing whatever served them.
+    /// Adds a plugin under each engine id it serves, replacing whatever served them. A
+    /// plugin from a file first takes the place of what that file served before, in the
+    /// same step, so a request never finds a replaced engine missing.
     pub fn register(&self, entry: CatalogEntry) {
         let mut inner = self.inner.write().unwrap();
         if let Some(file) = &entry.file {
             inner.rejected.remove(file);
+            inner
+                .by_engine
+                .retain(|_, e| e.file.as_deref() != Some(file.as_str()));
         }
         for engine in &entry.plugin.info().engines {
             inner.by_engine.insert(engine.clone(), entry.clone());

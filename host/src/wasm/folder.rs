@@ -141,7 +141,6 @@ impl PluginFolder {
                     elapsed_ms = started.elapsed().as_millis() as u64,
                     "WASM plugin loaded"
                 );
-                self.catalog.remove_file(name);
                 self.catalog.register(CatalogEntry {
                     plugin: Arc::new(plugin),
                     kind: PluginKind::Wasm,

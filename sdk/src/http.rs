@@ -260,11 +260,19 @@ impl Request {
     pub fn send(self) -> Result<Response, HttpError> {
         let authority = self.client.authority.clone();
         let protocol = |what: &str| error(HttpErrorKind::Protocol, format!("{what} ({authority})"));
-        let fields: Vec<(String, Vec<u8>)> = self
+        let mut fields: Vec<(String, Vec<u8>)> = self
             .headers
             .iter()
             .map(|(k, v)| (k.to_ascii_lowercase(), v.as_bytes().to_vec()))
+            .filter(|(k, _)| k != "content-length")
             .collect();
+        // The body is known whole: say its length rather than send it chunked.
+        if !self.body.is_empty() || matches!(self.method, Method::Post | Method::Put) {
+            fields.push((
+                "content-length".to_owned(),
+                self.body.len().to_string().into_bytes(),
+            ));
+        }
         let headers =
             Fields::from_list(&fields).map_err(|e| protocol(&format!("bad header: {e:?}")))?;
         let request = OutgoingRequest::new(headers);

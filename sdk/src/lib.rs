@@ -136,5 +136,14 @@ macro_rules! export_connector {
         // code) there is no component model to export to.
         #[cfg(target_arch = "wasm32")]
         $crate::bindings::__export_plugin!(__PlugboardExport with_types_in $crate::bindings);
+
+        // On the host nothing calls the connector, which would leave it "never used".
+        #[cfg(not(target_arch = "wasm32"))]
+        #[allow(dead_code)]
+        fn __plugboard_connector_is_exported_on_wasm32() {
+            let _ = <__PlugboardExport as $crate::bindings::exports::plugboard::connector::connector::Guest>::describe;
+            let _ = <$connector as $crate::Connector>::open;
+            let _ = <$connector as $crate::Connector>::query;
+        }
     };
 }

@@ -44,17 +44,6 @@ async fn query(server: &TestServer, id: &str, body: Value) -> (u16, Value) {
     (reply.status, reply.body)
 }
 
-fn running(marker: &str) -> usize {
-    ClickHouseServer::shared()
-        .admin(&format!(
-            "SELECT count() FROM system.processes WHERE query LIKE '%{marker}%' \
-             AND query NOT LIKE '%system.processes%'"
-        ))
-        .trim()
-        .parse()
-        .unwrap()
-}
-
 #[tokio::test]
 async fn dropping_the_plugin_in_serves_clickhouse_without_a_restart_and_removing_it_removes_it() {
     let ch = ClickHouseServer::shared();
@@ -176,7 +165,7 @@ async fn dropping_the_plugin_in_serves_clickhouse_without_a_restart_and_removing
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["truncated"], true);
     let deadline = Instant::now() + Duration::from_secs(5);
-    while running("kit_cancel") > 0 {
+    while ch.running("kit_cancel") > 0 {
         assert!(
             Instant::now() < deadline,
             "the query still runs on ClickHouse"

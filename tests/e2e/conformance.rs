@@ -336,14 +336,7 @@ async fn clickhouse() -> Option<Target> {
             booleans: false,
         },
         running: Some(Box::new(|marker| {
-            ClickHouseServer::shared()
-                .admin(&format!(
-                    "SELECT count() FROM system.processes WHERE query LIKE '%{marker}%' \
-                     AND query NOT LIKE '%system.processes%'"
-                ))
-                .trim()
-                .parse()
-                .unwrap()
+            ClickHouseServer::shared().running(marker)
         })),
     })
 }

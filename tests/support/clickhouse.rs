@@ -8,7 +8,7 @@
 use std::io::{Read, Write};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::sync::{Mutex, OnceLock};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 /// The test user and its password.
@@ -110,20 +110,7 @@ impl ClickHouseServer {
 
     /// One server shared by every test in the process, stopped when the process exits.
     pub fn shared() -> &'static ClickHouseServer {
-        static SHARED: OnceLock<ClickHouseServer> = OnceLock::new();
-        SHARED.get_or_init(|| {
-            extern "C" fn stop_shared() {
-                if let Some(server) = SHARED.get() {
-                    server.stop();
-                }
-            }
-            // SAFETY: registering a plain `extern "C" fn` with no captured state.
-            #[allow(unsafe_code)]
-            unsafe {
-                libc::atexit(stop_shared);
-            }
-            ClickHouseServer::start()
-        })
+        shared_server!(ClickHouseServer, ClickHouseServer::start())
     }
 
     /// Runs SQL as `default` over HTTP; returns the body, panicking on an error answer.
@@ -131,6 +118,17 @@ impl ClickHouseServer {
         let (status, body) = http(self.port, "POST", "/", sql).expect("ClickHouse answers");
         assert_eq!(status, 200, "ClickHouse `{sql}` failed: {body}");
         body
+    }
+
+    /// Statements containing `marker` running on the server, seen from outside.
+    pub fn running(&self, marker: &str) -> usize {
+        self.admin(&format!(
+            "SELECT count() FROM system.processes WHERE query LIKE '%{marker}%' \
+             AND query NOT LIKE '%system.processes%'"
+        ))
+        .trim()
+        .parse()
+        .unwrap()
     }
 
     /// Creates a database and returns its name.

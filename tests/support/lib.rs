@@ -4,6 +4,27 @@
 //! - [`postgres`]: a throw-away PostgreSQL cluster (initdb in a temporary directory);
 //! - [`server`]: a Plugboard server on `127.0.0.1:0`, with its log captured.
 
+/// The body of a `shared()` constructor: one server of type `$server`, started by `$start`
+/// on first use and stopped (its `stop()`) when the process exits.
+macro_rules! shared_server {
+    ($server:ty, $start:expr) => {{
+        static SHARED: std::sync::OnceLock<$server> = std::sync::OnceLock::new();
+        SHARED.get_or_init(|| {
+            extern "C" fn stop_shared() {
+                if let Some(server) = SHARED.get() {
+                    server.stop();
+                }
+            }
+            // SAFETY: registering a plain `extern "C" fn` with no captured state.
+            #[allow(unsafe_code)]
+            unsafe {
+                libc::atexit(stop_shared);
+            }
+            $start
+        })
+    }};
+}
+
 pub mod bench;
 pub mod clickhouse;
 pub mod conformance;

@@ -7,7 +7,7 @@
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::sync::{Mutex, OnceLock};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 /// The test user and its password.
@@ -131,20 +131,7 @@ impl MariaServer {
 
     /// One server shared by every test in the process, stopped when the process exits.
     pub fn shared() -> &'static MariaServer {
-        static SHARED: OnceLock<MariaServer> = OnceLock::new();
-        SHARED.get_or_init(|| {
-            extern "C" fn stop_shared() {
-                if let Some(server) = SHARED.get() {
-                    server.stop();
-                }
-            }
-            // SAFETY: registering a plain `extern "C" fn` with no captured state.
-            #[allow(unsafe_code)]
-            unsafe {
-                libc::atexit(stop_shared);
-            }
-            MariaServer::start()
-        })
+        shared_server!(MariaServer, MariaServer::start())
     }
 
     fn spawn_watchdog(&self) {

@@ -6,7 +6,7 @@
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::{Mutex, OnceLock};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 /// The test user and its password (in `admin`).
@@ -124,20 +124,7 @@ impl MongoServer {
 
     /// One server shared by the tests in this process, stopped at exit.
     pub fn shared() -> &'static MongoServer {
-        static SHARED: OnceLock<MongoServer> = OnceLock::new();
-        SHARED.get_or_init(|| {
-            extern "C" fn stop_shared() {
-                if let Some(server) = SHARED.get() {
-                    server.stop();
-                }
-            }
-            // SAFETY: registering a plain `extern "C" fn` with no captured state.
-            #[allow(unsafe_code)]
-            unsafe {
-                libc::atexit(stop_shared);
-            }
-            MongoServer::start()
-        })
+        shared_server!(MongoServer, MongoServer::start())
     }
 
     fn spawn_watchdog(&self) {

@@ -8,7 +8,6 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 /// The role tests connect as, and its password.
@@ -179,20 +178,7 @@ impl PgServer {
 
     /// One cluster shared by every test in the process, stopped when the process exits.
     pub fn shared() -> &'static PgServer {
-        static SHARED: OnceLock<PgServer> = OnceLock::new();
-        SHARED.get_or_init(|| {
-            extern "C" fn stop_shared() {
-                if let Some(server) = SHARED.get() {
-                    server.stop();
-                }
-            }
-            // SAFETY: registering a plain `extern "C" fn` with no captured state.
-            #[allow(unsafe_code)]
-            unsafe {
-                libc::atexit(stop_shared);
-            }
-            PgServer::start()
-        })
+        shared_server!(PgServer, PgServer::start())
     }
 
     /// If this process dies without running its exit handlers, a small shell process

@@ -140,6 +140,19 @@ pub struct ConnectionConfig {
 }
 
 impl ConnectionConfig {
+    /// A configuration for `engine` with no field or option set yet.
+    pub fn new(engine: impl Into<String>) -> Self {
+        ConnectionConfig {
+            engine: engine.into(),
+            host: None,
+            port: None,
+            database: None,
+            username: None,
+            password: None,
+            options: serde_json::Map::new(),
+        }
+    }
+
     /// The host, which the engine needs.
     pub fn required_host(&self) -> Result<&str> {
         self.host

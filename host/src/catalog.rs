@@ -46,6 +46,15 @@ struct Inner {
     rejected: BTreeMap<String, Rejected>,
 }
 
+impl Inner {
+    /// Forgets every engine served from `file` and any rejection recorded for it.
+    fn forget_file(&mut self, file: &str) {
+        self.by_engine
+            .retain(|_, e| e.file.as_deref() != Some(file));
+        self.rejected.remove(file);
+    }
+}
+
 /// Engine ids to plugins, shared by the service and the plugin-folder watcher.
 #[derive(Clone, Default)]
 pub struct Catalog {
@@ -83,10 +92,7 @@ impl Catalog {
     pub fn register(&self, entry: CatalogEntry) {
         let mut inner = self.inner.write().unwrap();
         if let Some(file) = &entry.file {
-            inner.rejected.remove(file);
-            inner
-                .by_engine
-                .retain(|_, e| e.file.as_deref() != Some(file.as_str()));
+            inner.forget_file(file);
         }
         for engine in &entry.plugin.info().engines {
             inner.by_engine.insert(engine.clone(), entry.clone());
@@ -106,21 +112,14 @@ impl Catalog {
 
     /// Removes every engine served from `file` and any rejection recorded for it.
     pub fn remove_file(&self, file: &str) {
-        let mut inner = self.inner.write().unwrap();
-        inner
-            .by_engine
-            .retain(|_, e| e.file.as_deref() != Some(file));
-        inner.rejected.remove(file);
+        self.inner.write().unwrap().forget_file(file);
     }
 
     /// Records that `file` could not be loaded (and removes what it served before).
     pub fn reject(&self, rejected: Rejected) {
         let mut inner = self.inner.write().unwrap();
-        let file = rejected.file.clone();
-        inner
-            .by_engine
-            .retain(|_, e| e.file.as_deref() != Some(file.as_str()));
-        inner.rejected.insert(file, rejected);
+        inner.forget_file(&rejected.file);
+        inner.rejected.insert(rejected.file.clone(), rejected);
     }
 
     /// The plugin serving `engine`.

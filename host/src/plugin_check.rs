@@ -29,15 +29,7 @@ struct Outcome {
 /// Parses `k=v` pairs into a configuration for `engine`: the connection's own fields by
 /// name, anything else as an option (JSON when it parses as JSON, text otherwise).
 pub fn config_from_pairs(engine: &str, pairs: &[String]) -> anyhow::Result<ConnectionConfig> {
-    let mut config = ConnectionConfig {
-        engine: engine.to_owned(),
-        host: None,
-        port: None,
-        database: None,
-        username: None,
-        password: None,
-        options: serde_json::Map::new(),
-    };
+    let mut config = ConnectionConfig::new(engine);
     for pair in pairs {
         let Some((key, value)) = pair.split_once('=') else {
             anyhow::bail!("`{pair}` is not key=value");

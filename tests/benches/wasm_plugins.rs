@@ -83,15 +83,7 @@ impl ResultStream for OneRow {
 }
 
 fn config() -> ConnectionConfig {
-    ConnectionConfig {
-        engine: "hostile".into(),
-        host: None,
-        port: None,
-        database: None,
-        username: None,
-        password: None,
-        options: serde_json::Map::new(),
-    }
+    ConnectionConfig::new("hostile")
 }
 
 async fn ok_query(session: &dyn Session) {

@@ -6,3 +6,5 @@ scripts/build-plugins.sh
 cargo bench --locked -p plugboard-tests --bench introspect
 cargo bench --locked -p plugboard-tests --bench introspect_mariadb
 cargo bench --locked -p plugboard-tests --bench wasm_plugins
+cargo bench --locked -p plugboard-tests --bench streaming
+cargo bench --locked -p plugboard-tests --bench small_query

@@ -226,6 +226,25 @@ impl ConnectionConfig {
         }
     }
 
+    /// `options.read_only`: whether the engine must refuse writes (default `false`). A
+    /// plugin that cannot make its engine enforce it rejects `true` with
+    /// [`ConnectionConfig::refuse_read_only`].
+    pub fn read_only(&self) -> Result<bool> {
+        Ok(self.bool_option("read_only")?.unwrap_or(false))
+    }
+
+    /// A configuration error for `read_only: true` on an engine whose plugin cannot make the
+    /// engine enforce it: a regex over SQL would be a promise it cannot keep.
+    pub fn refuse_read_only(&self, advice: &str) -> Result<()> {
+        if self.read_only()? {
+            return Err(Error::Configuration(format!(
+                "read_only is not enforced by the {} plugin: {advice}",
+                self.engine
+            )));
+        }
+        Ok(())
+    }
+
     /// `options.pool`, with bounded defaults for what it leaves out.
     pub fn pool_settings(&self) -> Result<PoolSettings> {
         let pool = match self.options.get("pool") {

@@ -47,6 +47,11 @@ pub enum Error {
     /// The plugin or engine does not support this operation.
     #[error("unsupported: {0}")]
     Unsupported(String),
+    /// Every pooled connection stayed busy past the pool's acquire timeout: the target is
+    /// fine, the pool is full. Worth retrying after a moment. Raised by native plugins that
+    /// pool; the WIT `error` has no case for it (a WASM plugin reports `connection`).
+    #[error("pool exhausted: {0}")]
+    PoolExhausted(String),
     /// The plugin itself failed: a WebAssembly plugin trapped, panicked or hit a sandbox
     /// limit. Raised by the host, never by a plugin, so it has no case in the WIT `error`.
     #[error("plugin failed: {0}")]
@@ -72,6 +77,7 @@ impl Error {
             Error::Query(_) => "query",
             Error::InvalidInput(_) => "invalid_input",
             Error::Unsupported(_) => "unsupported",
+            Error::PoolExhausted(_) => "pool_exhausted",
             Error::Plugin(_) => "plugin_failed",
         }
     }
@@ -79,6 +85,6 @@ impl Error {
     /// Whether retrying the same call later might succeed (the target was unreachable or
     /// the connection broke), as opposed to an answer that will not change.
     pub fn is_transient(&self) -> bool {
-        matches!(self, Error::Connection(_))
+        matches!(self, Error::Connection(_) | Error::PoolExhausted(_))
     }
 }

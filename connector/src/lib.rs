@@ -12,7 +12,8 @@
 //! - [`query`]: query requests and result streams;
 //! - [`error`]: the one error every plugin returns;
 //! - [`stream`]: a result stream fed by a producing task through a bounded channel;
-//! - [`plugin`]: the [`Plugin`] and [`Session`] traits.
+//! - [`plugin`]: the [`Plugin`] and [`Session`] traits;
+//! - [`pool`]: pool figures, reported alike by every pooling plugin.
 //!
 //! A test parses the WIT package and checks that its names match this crate's, so the two
 //! cannot drift apart silently.
@@ -22,6 +23,7 @@
 pub mod config;
 pub mod error;
 pub mod plugin;
+pub mod pool;
 pub mod query;
 pub mod schema;
 pub mod stream;
@@ -33,7 +35,8 @@ pub use config::{
 };
 pub use error::{Error, QueryError, Result};
 pub use plugin::{Plugin, Session};
-pub use query::{ColumnMeta, QueryRequest, ResultStream, Row};
+pub use pool::{Percentiles, PoolMeter, PoolStatus};
+pub use query::{ColumnMeta, QueryRequest, ResultStream, Row, StatementResult, TransactionError};
 pub use schema::{
     ColumnInfo, FieldStats, ForeignKeyInfo, IndexInfo, IntrospectInclude, IntrospectOptions,
     SchemaInfo, TableInfo, TableKind, TypeShare, schemas_from,

@@ -5,7 +5,8 @@ use async_trait::async_trait;
 
 use crate::config::{ConnectionConfig, PluginInfo, ServerInfo};
 use crate::error::Result;
-use crate::query::{QueryRequest, ResultStream};
+use crate::pool::PoolStatus;
+use crate::query::{QueryRequest, ResultStream, StatementResult, TransactionError};
 use crate::schema::{IntrospectOptions, SchemaInfo};
 
 /// A connector plugin: describes itself and opens sessions.
@@ -34,6 +35,25 @@ pub trait Session: Send + Sync {
 
     /// Starts a query; rows are pulled from the returned stream.
     async fn query(&self, request: QueryRequest) -> Result<Box<dyn ResultStream>>;
+
+    /// Runs `statements` in one transaction: all of them or none. Each result holds at most
+    /// `max_rows` rows. On failure everything is rolled back and the error names the
+    /// statement that failed.
+    async fn transaction(
+        &self,
+        statements: Vec<QueryRequest>,
+        max_rows: usize,
+    ) -> Result<Vec<StatementResult>, TransactionError> {
+        let _ = (statements, max_rows);
+        Err(TransactionError::outside(crate::Error::Unsupported(
+            "this plugin does not run transactions".into(),
+        )))
+    }
+
+    /// The session's pool, for plugins that pool connections.
+    fn pool_status(&self) -> Option<PoolStatus> {
+        None
+    }
 
     /// Releases everything the session holds (pooled connections, tokens). The host calls
     /// it when the session idles out or its connection changes; dropping must also be safe.

@@ -45,3 +45,48 @@ pub trait ResultStream: Send {
     /// Rows affected by a statement that changes data; known once the stream is exhausted.
     fn rows_affected(&self) -> Option<u64>;
 }
+
+/// One statement's result inside a transaction, bounded like a JSON query's.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StatementResult {
+    /// The result's columns; empty for a statement without a result.
+    pub columns: Vec<ColumnMeta>,
+    /// Up to the row limit asked for.
+    pub rows: Vec<Row>,
+    /// Whether rows were left out past the limit.
+    pub truncated: bool,
+    /// Rows the statement changed, for one without a result.
+    pub rows_affected: Option<u64>,
+}
+
+/// Why a transaction was rolled back.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{}", match .statement {
+    Some(i) => format!("statement {} failed: {}", i + 1, .error),
+    None => .error.to_string(),
+})]
+pub struct TransactionError {
+    /// The 0-based index of the statement that failed; `None` when beginning or committing
+    /// failed.
+    pub statement: Option<usize>,
+    /// What went wrong.
+    pub error: crate::error::Error,
+}
+
+impl TransactionError {
+    /// A failure of the statement at `index`.
+    pub fn at(index: usize, error: crate::error::Error) -> TransactionError {
+        TransactionError {
+            statement: Some(index),
+            error,
+        }
+    }
+
+    /// A failure outside any statement (begin, commit, the connection).
+    pub fn outside(error: crate::error::Error) -> TransactionError {
+        TransactionError {
+            statement: None,
+            error,
+        }
+    }
+}

@@ -305,6 +305,68 @@ impl QueryInput {
     }
 }
 
+/// Most statements a transaction takes.
+pub const MAX_STATEMENTS: usize = 1_000;
+
+/// The body of the transaction endpoint.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TransactionInput {
+    pub statements: Vec<StatementInput>,
+    /// Rows kept per statement's result.
+    pub limit: Option<u64>,
+}
+
+/// One statement of a transaction.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StatementInput {
+    pub sql: String,
+    #[serde(default)]
+    pub params: Vec<serde_json::Value>,
+    pub timeout_ms: Option<u64>,
+}
+
+/// A validated transaction.
+#[derive(Debug, Clone)]
+pub struct ValidTransaction {
+    pub statements: Vec<ValidQuery>,
+    pub limit: usize,
+}
+
+impl TransactionInput {
+    /// Validates every statement; `Err` holds one message per problem, naming the statement.
+    pub fn validate(self) -> Result<ValidTransaction, Vec<String>> {
+        let mut problems = Vec::new();
+        if self.statements.is_empty() || self.statements.len() > MAX_STATEMENTS {
+            problems.push(format!("statements must hold 1 to {MAX_STATEMENTS} statements"));
+        }
+        let limit = self.limit.unwrap_or(DEFAULT_LIMIT);
+        let mut statements = Vec::with_capacity(self.statements.len());
+        for (i, statement) in self.statements.into_iter().enumerate() {
+            let query = QueryInput {
+                sql: Some(statement.sql),
+                command: None,
+                params: statement.params,
+                limit: Some(limit),
+                timeout_ms: statement.timeout_ms,
+            };
+            match query.validate() {
+                Ok(valid) => statements.push(valid),
+                Err(p) => problems.extend(p.into_iter().map(|p| format!("statements[{i}]: {p}"))),
+            }
+        }
+        if !problems.is_empty() {
+            problems.dedup();
+            return Err(problems);
+        }
+        Ok(ValidTransaction {
+            statements,
+            limit: limit as usize,
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

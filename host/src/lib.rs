@@ -7,6 +7,8 @@
 //! - [`secrets`]: passwords sealed with AES-256-GCM;
 //! - [`catalog`]: which plugin serves which engine;
 //! - [`sessions`]: one live session (and pool) per connection;
+//! - [`queries`]: running queries (ids, cancellation) and [`history`]: finished ones;
+//! - [`health`]: the background connection checker; [`metrics`]: `/metrics`;
 //! - [`wasm`]: the WebAssembly plugin runtime and the plugins folder.
 //!
 //! `main.rs` only parses configuration and sets up logging; [`start`] builds the service and
@@ -15,8 +17,12 @@
 
 pub mod api;
 pub mod catalog;
+pub mod health;
+pub mod history;
 pub mod input;
+pub mod metrics;
 pub mod plugin_check;
+pub mod queries;
 pub mod secrets;
 pub mod service;
 pub mod sessions;
@@ -60,6 +66,10 @@ pub struct Settings {
     pub plugin_limits: wasm::Limits,
     /// Where WASM plugins may send requests besides their connection's own address.
     pub plugin_egress: wasm::EgressRules,
+    /// What query history keeps, and for how long.
+    pub history: history::HistorySettings,
+    /// How often connections are checked in the background.
+    pub health: health::HealthSettings,
 }
 
 impl std::fmt::Debug for Settings {
@@ -76,6 +86,8 @@ impl std::fmt::Debug for Settings {
             .field("plugins_dir", &self.plugins_dir())
             .field("plugin_limits", &self.plugin_limits)
             .field("plugin_egress", &self.plugin_egress)
+            .field("history", &self.history)
+            .field("health", &self.health)
             .finish()
     }
 }
@@ -93,6 +105,8 @@ impl Settings {
             plugins_dir: None,
             plugin_limits: wasm::Limits::default(),
             plugin_egress: wasm::EgressRules::default(),
+            history: history::HistorySettings::default(),
+            health: health::HealthSettings::default(),
         }
     }
 
@@ -170,9 +184,22 @@ pub async fn start(settings: &Settings) -> anyhow::Result<Arc<Service>> {
     let mut folder = wasm::PluginFolder::new(plugins_dir.clone(), runtime, catalog.clone());
     folder.scan().await;
     tracing::info!(dir = %plugins_dir.display(), plugins = catalog.plugins().len(), "plugins ready; watching the folder for changes");
-    let mut service = Service::new(store, secrets, catalog);
-    service.background.push(folder.watch().abort_handle());
-    Ok(Arc::new(service))
+    let service = Arc::new(Service::new(
+        store,
+        secrets,
+        catalog,
+        settings.history.clone(),
+    ));
+    service.keep_running(folder.watch());
+    if settings.health.interval.is_zero() {
+        tracing::info!("background health checks are off");
+    } else {
+        service.keep_running(health::spawn_checker(
+            service.clone(),
+            settings.health.clone(),
+        ));
+    }
+    Ok(service)
 }
 
 /// Serves the API on `listener` until `shutdown` completes, then closes every session and
@@ -198,9 +225,7 @@ pub async fn serve(
         .with_graceful_shutdown(shutdown)
         .await;
     sweeper.abort();
-    for task in &service.background {
-        task.abort();
-    }
+    service.stop_background();
     service.sessions.close_all().await;
     service.store.close().await;
     result.context("serving HTTP")

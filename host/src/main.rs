@@ -36,6 +36,8 @@ enum Command {
         max_body_bytes: usize,
         #[command(flatten)]
         plugins: PluginFlags,
+        #[command(flatten)]
+        operations: OperationFlags,
     },
     /// Work with WebAssembly plugins.
     Plugin {
@@ -60,6 +62,41 @@ enum PluginCommand {
         #[arg(long, default_value = "SELECT 1")]
         query: String,
     },
+}
+
+/// Query history and health checks.
+#[derive(clap::Args)]
+struct OperationFlags {
+    /// What query history keeps of a query's text: its SHA-256 only, or the text as well
+    /// (which may hold secrets, such as `ALTER ROLE .. PASSWORD`).
+    #[arg(long, value_enum, default_value = "hash")]
+    history_sql: plugboard::history::SqlRecording,
+    /// Query history older than this many days is deleted.
+    #[arg(long, default_value_t = 30)]
+    history_max_age_days: u64,
+    /// Only the newest this many queries are kept in the history.
+    #[arg(long, default_value_t = 100_000)]
+    history_max_rows: i64,
+    /// Seconds between background health checks of every connection; 0 turns them off.
+    #[arg(long, default_value_t = 60)]
+    health_interval_seconds: u64,
+    /// Health checks running at once, at most.
+    #[arg(long, default_value_t = 8)]
+    health_concurrency: usize,
+}
+
+impl OperationFlags {
+    fn apply(self, settings: &mut Settings) {
+        settings.history = plugboard::history::HistorySettings {
+            sql: self.history_sql,
+            max_age: std::time::Duration::from_secs(self.history_max_age_days * 24 * 3600),
+            max_rows: self.history_max_rows.max(1),
+        };
+        settings.health = plugboard::health::HealthSettings {
+            interval: std::time::Duration::from_secs(self.health_interval_seconds),
+            concurrency: self.health_concurrency.max(1),
+        };
+    }
 }
 
 /// The WASM plugin runtime's settings.
@@ -135,6 +172,7 @@ async fn main() -> anyhow::Result<()> {
             data_dir,
             max_body_bytes,
             plugins,
+            operations,
         } => {
             let mut settings = Settings {
                 database_url: env_var("PLUGBOARD_DATABASE_URL"),
@@ -148,6 +186,7 @@ async fn main() -> anyhow::Result<()> {
                 ..Settings::new(data_dir)
             };
             plugins.apply(&mut settings)?;
+            operations.apply(&mut settings);
             let service = plugboard::start(&settings).await?;
             let listener = tokio::net::TcpListener::bind(listen)
                 .await

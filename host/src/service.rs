@@ -6,12 +6,17 @@ use std::time::{Duration, Instant};
 
 use plugboard_connector::{
     ColumnMeta, ConnectionConfig, Error as PluginError, IntrospectOptions, QueryRequest,
-    SchemaInfo, ServerInfo, Session, Value,
+    ResultStream, Row, SchemaInfo, ServerInfo, Session, TransactionError, Value,
 };
 use serde::Serialize;
 
 use crate::catalog::Catalog;
-use crate::input::{ConnectionInput, PasswordInput, QueryInput, ValidConnection};
+use crate::health::{Check, HealthMonitor};
+use crate::history::{History, HistorySettings};
+use crate::input::{
+    ConnectionInput, PasswordInput, QueryInput, TransactionInput, ValidConnection, ValidQuery,
+};
+use crate::queries::{Outcome, RunningQueries, Ticket};
 use crate::secrets::{SecretBox, SecretError};
 use crate::sessions::SessionCache;
 use crate::store::{self, ConnectionRecord, PasswordChange, Snapshot, Store, StoreError};
@@ -40,6 +45,9 @@ pub enum ServiceError {
     /// The registry store failed.
     #[error(transparent)]
     Store(StoreError),
+    /// A transaction was rolled back.
+    #[error(transparent)]
+    Transaction(TransactionError),
     /// A stored secret could not be decrypted.
     #[error(transparent)]
     Secret(#[from] SecretError),
@@ -154,6 +162,7 @@ pub struct SchemaView {
 /// A query's answer, bounded by its limit.
 #[derive(Debug, Clone, Serialize)]
 pub struct QueryResult {
+    pub query_id: String,
     pub columns: Vec<ColumnMeta>,
     pub rows: Vec<Vec<serde_json::Value>>,
     pub row_count: usize,
@@ -163,8 +172,75 @@ pub struct QueryResult {
     pub elapsed_ms: f64,
 }
 
+/// How long a health check waits for its test.
+const HEALTH_CHECK_TIMEOUT: Duration = Duration::from_secs(15);
+
 /// Rows asked of a plugin per pull.
-const PULL_ROWS: usize = 1_000;
+pub const PULL_ROWS: usize = 1_000;
+
+/// How long past a query's own deadline the host waits before dropping it: the plugin
+/// enforces the deadline on the server and should answer first; this catches one that
+/// does not.
+const DEADLINE_GRACE: Duration = Duration::from_secs(2);
+
+/// Attempts at a test or an introspection that fails transiently, and the first pause
+/// between them (doubled each time).
+const RETRY_ATTEMPTS: u32 = 3;
+const RETRY_FIRST_PAUSE: Duration = Duration::from_millis(100);
+
+/// A started query: its ticket (id, cancellation, history) and its result stream.
+pub struct QueryRun {
+    pub ticket: Ticket,
+    pub stream: Box<dyn ResultStream>,
+    pub deadline: tokio::time::Instant,
+}
+
+impl QueryRun {
+    /// Up to `max_rows` more rows; stops the query (by returning an error, after which the
+    /// caller drops the stream) when it is cancelled or runs past the host's deadline.
+    pub async fn pull(&mut self, max_rows: usize) -> Result<Option<Vec<Row>>, PluginError> {
+        let QueryRun {
+            ticket,
+            stream,
+            deadline,
+        } = self;
+        tokio::select! {
+            biased;
+            () = ticket.cancelled() => Err(PluginError::Cancelled),
+            () = tokio::time::sleep_until(*deadline) => Err(host_deadline()),
+            batch = stream.next_batch(max_rows) => batch,
+        }
+    }
+}
+
+/// Who asks, and for what query: the parts of a request the service records.
+#[derive(Debug, Clone, Default)]
+pub struct Caller {
+    /// The `X-Plugboard-User` header.
+    pub who: Option<String>,
+}
+
+/// Runs `attempt` until it succeeds, fails for good, or has failed transiently
+/// [`RETRY_ATTEMPTS`] times, pausing with exponential backoff between tries.
+async fn with_retries<T, F, Fut>(what: &str, mut attempt: F) -> Result<T, PluginError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, PluginError>>,
+{
+    let mut pause = RETRY_FIRST_PAUSE;
+    let mut tries = 1;
+    loop {
+        match attempt().await {
+            Err(e) if e.is_transient() && tries < RETRY_ATTEMPTS => {
+                tracing::debug!(error = %e, tries, "{what} failed transiently; retrying");
+                tokio::time::sleep(pause).await;
+                pause *= 2;
+                tries += 1;
+            }
+            other => return other,
+        }
+    }
+}
 
 /// Everything the operations need.
 pub struct Service {
@@ -172,22 +248,46 @@ pub struct Service {
     pub secrets: SecretBox,
     pub catalog: Catalog,
     pub sessions: SessionCache,
+    pub running: Arc<RunningQueries>,
+    pub history: History,
+    pub health: HealthMonitor,
     pub started: Instant,
-    /// Tasks that run as long as the service does (the plugin-folder watcher); aborted by
-    /// [`crate::serve`] at shutdown.
-    pub background: Vec<tokio::task::AbortHandle>,
+    /// Tasks that run as long as the service does (the history writer, the plugin-folder
+    /// watcher, the health checker); aborted by [`crate::serve`] at shutdown.
+    background: std::sync::Mutex<Vec<tokio::task::AbortHandle>>,
 }
 
 impl Service {
-    /// A service over these parts.
-    pub fn new(store: Store, secrets: SecretBox, catalog: Catalog) -> Service {
+    /// A service over these parts; starts the history writer.
+    pub fn new(
+        store: Store,
+        secrets: SecretBox,
+        catalog: Catalog,
+        history: HistorySettings,
+    ) -> Service {
+        let (history, writer) = History::start(store.clone(), history);
         Service {
             store,
             secrets,
             catalog,
             sessions: SessionCache::default(),
+            running: Arc::default(),
+            history,
+            health: HealthMonitor::default(),
             started: Instant::now(),
-            background: Vec::new(),
+            background: std::sync::Mutex::new(vec![writer.abort_handle()]),
+        }
+    }
+
+    /// Keeps `task` running until [`Service::stop_background`].
+    pub fn keep_running(&self, task: tokio::task::JoinHandle<()>) {
+        self.background.lock().unwrap().push(task.abort_handle());
+    }
+
+    /// Stops every background task (at shutdown).
+    pub fn stop_background(&self) {
+        for task in self.background.lock().unwrap().drain(..) {
+            task.abort();
         }
     }
 
@@ -288,6 +388,7 @@ impl Service {
             return Err(ServiceError::NotFound(id.to_owned()));
         }
         self.sessions.evict(id).await;
+        self.health.forget(id);
         tracing::info!(connection = %id, "connection deleted");
         Ok(())
     }
@@ -306,7 +407,13 @@ impl Service {
 
     /// The live session for a stored connection, opening it on first use.
     async fn session(&self, id: &str) -> Result<Arc<dyn Session>> {
+        Ok(self.session_and_engine(id).await?.0)
+    }
+
+    /// The live session for a stored connection, and the connection's engine.
+    async fn session_and_engine(&self, id: &str) -> Result<(Arc<dyn Session>, String)> {
         let record = self.record(id).await?;
+        let engine = record.fields.engine.clone();
         let entry = match self.plugin_for(&record.fields.engine) {
             Ok(entry) => entry,
             Err(e) => {
@@ -318,7 +425,7 @@ impl Service {
         // after either changes, the next request opens a new one.
         let version = format!("{} {}", record.updated_at, entry.generation);
         if let Some(session) = self.sessions.get(id, &version) {
-            return Ok(session);
+            return Ok((session, engine));
         }
         let password = self.password_of(&record).await?;
         let session: Arc<dyn Session> = Arc::from(
@@ -327,7 +434,7 @@ impl Service {
                 .open(config_of(&record.fields, password))
                 .await?,
         );
-        Ok(self.sessions.insert(id, &version, session).await)
+        Ok((self.sessions.insert(id, &version, session).await, engine))
     }
 
     /// The catalogue entry serving `engine`; plugins come and go while the host runs.
@@ -355,10 +462,12 @@ impl Service {
         Ok(outcome)
     }
 
-    /// Tests a stored connection.
+    /// Tests a stored connection, retrying a transient failure with backoff.
     pub async fn test(&self, id: &str) -> Result<TestOutcome> {
         match self.session(id).await {
-            Ok(session) => Ok(TestOutcome::from_result(session.test().await)),
+            Ok(session) => Ok(TestOutcome::from_result(
+                with_retries("test", || session.test()).await,
+            )),
             Err(ServiceError::Plugin(e)) => Ok(TestOutcome::from_result(Err(e))),
             Err(e) => Err(e),
         }
@@ -384,8 +493,7 @@ impl Service {
             return from_snapshot(snapshot, None);
         }
         let live = match self.session(id).await {
-            Ok(session) => session
-                .introspect(&options)
+            Ok(session) => with_retries("introspection", || session.introspect(&options))
                 .await
                 .map_err(ServiceError::Plugin),
             Err(e) => Err(e),
@@ -428,35 +536,75 @@ impl Service {
         }
     }
 
-    /// Runs a query, holding at most `limit` rows: one more is read to know whether the
-    /// result was truncated, then the stream is dropped, which stops the query.
-    pub async fn query(&self, id: &str, input: QueryInput) -> Result<QueryResult> {
-        let query = input.validate().map_err(ServiceError::Invalid)?;
-        let session = self.session(id).await?;
-        let started = Instant::now();
-        let mut stream = session
-            .query(QueryRequest {
+    /// Starts a query: registers it (so it can be listed and cancelled) and waits for the
+    /// plugin to start it. The caller pulls the rows and finishes the ticket.
+    pub async fn start_query(&self, id: &str, query: ValidQuery, caller: &Caller) -> Result<QueryRun> {
+        let (session, engine) = self.session_and_engine(id).await?;
+        let ticket = Ticket::start(
+            &self.running,
+            &self.history,
+            id,
+            &engine,
+            "query",
+            caller.who.clone(),
+            &query.sql,
+        );
+        let deadline = tokio::time::Instant::now()
+            + Duration::from_millis(query.timeout_ms.into())
+            + DEADLINE_GRACE;
+        let started = tokio::select! {
+            biased;
+            () = ticket.cancelled() => Err(PluginError::Cancelled),
+            () = tokio::time::sleep_until(deadline) => Err(host_deadline()),
+            started = session.query(QueryRequest {
                 sql: query.sql,
                 params: query.params,
                 timeout_ms: Some(query.timeout_ms),
-            })
-            .await?;
+            }) => started,
+        };
+        match started {
+            Ok(stream) => Ok(QueryRun {
+                ticket,
+                stream,
+                deadline,
+            }),
+            Err(e) => {
+                ticket.finish(Outcome::Failed(e.code()));
+                Err(e.into())
+            }
+        }
+    }
+
+    /// Runs a query, holding at most `limit` rows: one more is read to know whether the
+    /// result was truncated, then the stream is dropped, which stops the query.
+    pub async fn query(&self, id: &str, input: QueryInput, caller: &Caller) -> Result<QueryResult> {
+        let query = input.validate().map_err(ServiceError::Invalid)?;
+        let limit = query.limit;
+        let mut run = self.start_query(id, query, caller).await?;
         let mut rows: Vec<Vec<serde_json::Value>> = Vec::new();
         let mut truncated = false;
-        while let Some(batch) = stream
-            .next_batch(PULL_ROWS.min(query.limit + 1 - rows.len()))
-            .await?
-        {
-            for row in batch {
-                if rows.len() == query.limit {
-                    truncated = true;
+        let pulled = async {
+            while let Some(batch) = run.pull(PULL_ROWS.min(limit + 1 - rows.len())).await? {
+                for row in batch {
+                    if rows.len() == limit {
+                        truncated = true;
+                        break;
+                    }
+                    rows.push(row.iter().map(Value::to_json).collect());
+                }
+                if truncated {
                     break;
                 }
-                rows.push(row.iter().map(Value::to_json).collect());
             }
-            if truncated {
-                break;
-            }
+            Ok::<_, PluginError>(())
+        }
+        .await;
+        let QueryRun {
+            mut ticket, stream, ..
+        } = run;
+        if let Err(e) = pulled {
+            ticket.finish(Outcome::Failed(e.code()));
+            return Err(e.into());
         }
         let columns = stream.columns().to_vec();
         // For a statement that returns rows, engines count those rows (PostgreSQL) or say 0
@@ -468,13 +616,145 @@ impl Service {
             None
         };
         drop(stream);
+        ticket.add_rows(rows.len());
+        let query_id = ticket.id().to_owned();
+        let elapsed_ms = round_ms(ticket.elapsed());
+        ticket.finish(Outcome::Ok);
         Ok(QueryResult {
+            query_id,
             columns,
             row_count: rows.len(),
             rows,
             truncated,
             rows_affected,
-            elapsed_ms: round_ms(started.elapsed()),
+            elapsed_ms,
+        })
+    }
+
+    /// Runs statements in one transaction: all or nothing.
+    pub async fn transaction(
+        &self,
+        id: &str,
+        input: TransactionInput,
+        caller: &Caller,
+    ) -> Result<TransactionResult> {
+        let valid = input.validate().map_err(ServiceError::Invalid)?;
+        let (session, engine) = self.session_and_engine(id).await?;
+        let text: Vec<&str> = valid.statements.iter().map(|s| s.sql.as_str()).collect();
+        let mut ticket = Ticket::start(
+            &self.running,
+            &self.history,
+            id,
+            &engine,
+            "transaction",
+            caller.who.clone(),
+            &text.join(";\n"),
+        );
+        let total_timeout: u64 = valid.statements.iter().map(|s| u64::from(s.timeout_ms)).sum();
+        let deadline =
+            tokio::time::Instant::now() + Duration::from_millis(total_timeout) + DEADLINE_GRACE;
+        let requests = valid
+            .statements
+            .into_iter()
+            .map(|s| QueryRequest {
+                sql: s.sql,
+                params: s.params,
+                timeout_ms: Some(s.timeout_ms),
+            })
+            .collect();
+        let outcome = tokio::select! {
+            biased;
+            () = ticket.cancelled() => Err(TransactionError::outside(PluginError::Cancelled)),
+            () = tokio::time::sleep_until(deadline) => Err(TransactionError::outside(host_deadline())),
+            outcome = session.transaction(requests, valid.limit) => outcome,
+        };
+        match outcome {
+            Ok(results) => {
+                let statements: Vec<QueryResult> = results
+                    .into_iter()
+                    .map(|r| QueryResult {
+                        query_id: ticket.id().to_owned(),
+                        row_count: r.rows.len(),
+                        rows: r
+                            .rows
+                            .iter()
+                            .map(|row| row.iter().map(Value::to_json).collect())
+                            .collect(),
+                        columns: r.columns,
+                        truncated: r.truncated,
+                        rows_affected: r.rows_affected,
+                        elapsed_ms: 0.0,
+                    })
+                    .collect();
+                ticket.add_rows(statements.iter().map(|s| s.row_count).sum());
+                let result = TransactionResult {
+                    query_id: ticket.id().to_owned(),
+                    committed: true,
+                    elapsed_ms: round_ms(ticket.elapsed()),
+                    statements: statements.into_iter().map(StatementView::from).collect(),
+                };
+                ticket.finish(Outcome::Ok);
+                Ok(result)
+            }
+            Err(e) => {
+                ticket.finish(Outcome::Failed(e.error.code()));
+                Err(ServiceError::Transaction(e))
+            }
+        }
+    }
+
+    /// Checks a stored connection now, on a session of its own (so checking keeps no pool
+    /// open), and keeps the result in its health history.
+    pub async fn check_health(&self, id: &str) -> Result<Check> {
+        let record = self.record(id).await?;
+        let plugin = self.plugin_for(&record.fields.engine)?.plugin;
+        let password = self.password_of(&record).await?;
+        let started = Instant::now();
+        let result = match plugin.open(config_of(&record.fields, password)).await {
+            Ok(session) => {
+                let result = tokio::time::timeout(HEALTH_CHECK_TIMEOUT, session.test())
+                    .await
+                    .unwrap_or_else(|_| {
+                        Err(PluginError::Timeout(format!(
+                            "no answer within {} s",
+                            HEALTH_CHECK_TIMEOUT.as_secs()
+                        )))
+                    });
+                session.close().await;
+                result
+            }
+            Err(e) => Err(e),
+        };
+        let response_ms = round_ms(started.elapsed());
+        let check = match TestOutcome::from_result(result) {
+            TestOutcome::Passed { server_version, .. } => Check {
+                checked_at: store::now(),
+                status: "ok",
+                response_ms,
+                server_version: Some(server_version),
+                error: None,
+            },
+            TestOutcome::Failed { error, .. } => Check {
+                checked_at: store::now(),
+                status: "failed",
+                response_ms,
+                server_version: None,
+                error: Some(error),
+            },
+        };
+        self.health.record(id, check.clone());
+        Ok(check)
+    }
+
+    /// A connection's pool, for plugins that pool; `None` when the plugin does not, or no
+    /// session is open (nothing has used the connection since it was last idle).
+    pub async fn pool(&self, id: &str) -> Result<PoolView> {
+        let record = self.record(id).await?;
+        let open = self.sessions.peek(id);
+        Ok(PoolView {
+            connection_id: record.id,
+            session_open: open.is_some(),
+            pool: open.and_then(|s| s.pool_status()),
         })
     }
 
@@ -498,7 +778,56 @@ fn from_snapshot(snapshot: &Snapshot, warning: Option<String>) -> Result<SchemaV
     })
 }
 
-fn round_ms(d: Duration) -> f64 {
+/// The error for a query the host dropped at its deadline (plus grace) because the plugin
+/// had not stopped it.
+fn host_deadline() -> PluginError {
+    PluginError::Timeout("the query ran past its deadline and was stopped by the host".into())
+}
+
+/// A transaction's answer.
+#[derive(Debug, Clone, Serialize)]
+pub struct TransactionResult {
+    pub query_id: String,
+    pub committed: bool,
+    pub statements: Vec<StatementView>,
+    pub elapsed_ms: f64,
+}
+
+/// One statement's result in a transaction.
+#[derive(Debug, Clone, Serialize)]
+pub struct StatementView {
+    pub columns: Vec<ColumnMeta>,
+    pub rows: Vec<Vec<serde_json::Value>>,
+    pub row_count: usize,
+    pub truncated: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rows_affected: Option<u64>,
+}
+
+impl From<QueryResult> for StatementView {
+    fn from(r: QueryResult) -> Self {
+        StatementView {
+            columns: r.columns,
+            rows: r.rows,
+            row_count: r.row_count,
+            truncated: r.truncated,
+            rows_affected: r.rows_affected,
+        }
+    }
+}
+
+/// `GET /api/v1/connections/{id}/pool`.
+#[derive(Debug, Clone, Serialize)]
+pub struct PoolView {
+    pub connection_id: String,
+    /// Whether a session (and so a pool) is open now; pools close when idle.
+    pub session_open: bool,
+    /// `null` when no session is open or the plugin does not pool.
+    pub pool: Option<plugboard_connector::PoolStatus>,
+}
+
+/// Milliseconds, to the microsecond.
+pub fn round_ms(d: Duration) -> f64 {
     (d.as_secs_f64() * 1_000_000.0).round() / 1000.0
 }
 

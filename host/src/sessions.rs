@@ -31,6 +31,22 @@ impl SessionCache {
         Some(entry.session.clone())
     }
 
+    /// The open session for `id`, whatever its version, without counting as a use (for
+    /// reports such as the pool's).
+    pub fn peek(&self, id: &str) -> Option<Arc<dyn Session>> {
+        let entries = self.entries.lock().unwrap();
+        entries.get(id).map(|e| e.session.clone())
+    }
+
+    /// Every open session with its connection id (for the pool gauges).
+    pub fn all(&self) -> Vec<(String, Arc<dyn Session>)> {
+        let entries = self.entries.lock().unwrap();
+        entries
+            .iter()
+            .map(|(id, e)| (id.clone(), e.session.clone()))
+            .collect()
+    }
+
     /// Keeps `session` for `id` at `version` and returns the session to use: `session`
     /// itself, or the one a concurrent request kept first (then `session` is closed).
     /// A session for an older version is replaced and closed.

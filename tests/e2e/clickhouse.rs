@@ -339,3 +339,29 @@ async fn plugin_check_runs_the_fixture_free_checks_against_a_live_server() {
         "{error}"
     );
 }
+
+#[tokio::test]
+async fn a_read_only_connection_has_clickhouse_refuse_writes() {
+    let ch = ClickHouseServer::shared();
+    let db = ch.create_database("ro");
+    ch.admin(&format!("CREATE TABLE {db}.t (id UInt64) ENGINE = MergeTree ORDER BY id"));
+    let server = TestServer::start().await;
+    wasm::install(CLICKHOUSE, &server.data_dir.join("plugins"), "clickhouse.wasm");
+    wait_for_plugins(&server, |p| named(p, "name", "clickhouse").is_some()).await;
+    let id = server
+        .create(json!({
+            "name": "ro", "engine": "clickhouse", "host": "127.0.0.1", "port": ch.port,
+            "database": db, "username": clickhouse::TEST_USER,
+            "password": clickhouse::TEST_PASSWORD, "options": {"read_only": true},
+        }))
+        .await;
+    let (status, body) = query(&server, &id, json!({"sql": "SELECT count() FROM t"})).await;
+    assert_eq!(status, 200, "{body}");
+    for write in ["INSERT INTO t VALUES (1)", "SELECT 1 SETTINGS readonly = 0"] {
+        let (status, body) = query(&server, &id, json!({"sql": write})).await;
+        assert_eq!(status, 400, "{write}: {body}");
+        assert_eq!(body["error"]["engine_code"], "164", "{write}: {body}");
+    }
+    assert_eq!(ch.admin(&format!("SELECT count() FROM {db}.t")).trim(), "0");
+    server.stop().await;
+}

@@ -8,6 +8,7 @@ mod conformance;
 mod mariadb;
 mod mongodb;
 mod postgres;
+mod queries;
 mod registry_on_postgres;
 mod secrets;
 mod sqlite;

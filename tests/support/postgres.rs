@@ -55,6 +55,36 @@ fn pg_bin() -> PathBuf {
     Path::new(&path).parent().unwrap().to_path_buf()
 }
 
+/// Starts the cluster in `dir` on `port` with `pg_ctl`, waiting until it accepts
+/// connections; returns the postmaster's pid, or `None` when it did not start.
+fn launch(bin: &Path, dir: &Path, port: u16) -> Option<i32> {
+    let data = dir.join("data");
+    let options = format!(
+        "-c listen_addresses=127.0.0.1 -p {port} -k {} -c fsync=off \
+         -c synchronous_commit=off -c full_page_writes=off -c max_connections=300",
+        dir.display()
+    );
+    let out = run_pg(
+        bin,
+        "pg_ctl",
+        &[
+            "-D",
+            data.to_str().unwrap(),
+            "-l",
+            dir.join("log").to_str().unwrap(),
+            "-w",
+            "-o",
+            &options,
+            "start",
+        ],
+    );
+    if !out.status.success() {
+        return None;
+    }
+    let pid_file = std::fs::read_to_string(data.join("postmaster.pid")).unwrap();
+    Some(pid_file.lines().next().unwrap().trim().parse().unwrap())
+}
+
 /// Runs a PostgreSQL program, as `postgres` when we are root.
 fn run_pg(bin: &Path, program: &str, args: &[&str]) -> std::process::Output {
     let exe = bin.join(program);
@@ -137,28 +167,7 @@ impl PgServer {
         let mut last_error = String::new();
         for _ in 0..5 {
             let port = crate::free_port();
-            let options = format!(
-                "-c listen_addresses=127.0.0.1 -p {port} -k {} -c fsync=off \
-                 -c synchronous_commit=off -c full_page_writes=off -c max_connections=300",
-                dir.display()
-            );
-            let out = run_pg(
-                &bin,
-                "pg_ctl",
-                &[
-                    "-D",
-                    data.to_str().unwrap(),
-                    "-l",
-                    dir.join("log").to_str().unwrap(),
-                    "-w",
-                    "-o",
-                    &options,
-                    "start",
-                ],
-            );
-            if out.status.success() {
-                let pid_file = std::fs::read_to_string(data.join("postmaster.pid")).unwrap();
-                let pid: i32 = pid_file.lines().next().unwrap().trim().parse().unwrap();
+            if let Some(pid) = launch(&bin, &dir, port) {
                 let server = PgServer {
                     port,
                     dir,
@@ -257,8 +266,29 @@ impl PgServer {
         )
     }
 
+    /// Stops the server (fast shutdown: sessions are cut), keeping its data, as a restart
+    /// or a crash of the target would.
+    pub fn halt(&self) {
+        self.signal_and_wait();
+    }
+
+    /// Starts a halted server again on the same port.
+    pub fn resume(&mut self) {
+        self.pid = launch(&self.bin, &self.dir, self.port).unwrap_or_else(|| {
+            panic!(
+                "PostgreSQL did not restart:\n{}",
+                std::fs::read_to_string(self.dir.join("log")).unwrap_or_default()
+            )
+        });
+    }
+
     /// Stops the server by pid (fast shutdown), waits for it, and removes its directory.
     pub fn stop(&self) {
+        self.signal_and_wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+
+    fn signal_and_wait(&self) {
         // SAFETY: kill(2) with a pid we started and a valid signal.
         #[allow(unsafe_code)]
         let signal = |sig| unsafe { libc::kill(self.pid, sig) == 0 };
@@ -271,6 +301,5 @@ impl PgServer {
                 signal(libc::SIGKILL);
             }
         }
-        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }

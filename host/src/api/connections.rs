@@ -1,5 +1,5 @@
 //! `/api/v1/connections`: register, list, read, replace, delete, test, databases, schema,
-//! query.
+//! pool, health. (Queries are in [`super::queries`].)
 
 use std::sync::Arc;
 
@@ -11,7 +11,7 @@ use plugboard_connector::{IntrospectInclude, IntrospectOptions};
 use serde::Deserialize;
 
 use super::error::{ApiError, ApiJson, ApiQuery};
-use crate::input::{ConnectionInput, QueryInput};
+use crate::input::ConnectionInput;
 use crate::service::Service;
 
 type ApiResult<T> = Result<T, ApiError>;
@@ -143,10 +143,23 @@ pub async fn schema(
     Ok(Json(service.schema(&id, options, params.refresh).await?))
 }
 
-pub async fn query(
+pub async fn pool(
     State(service): State<Arc<Service>>,
     Path(id): Path<String>,
-    ApiJson(input): ApiJson<QueryInput>,
 ) -> ApiResult<impl IntoResponse> {
-    Ok(Json(service.query(&id, input).await?))
+    Ok(Json(service.pool(&id).await?))
+}
+
+/// Checks the connection now and returns the result with its recent history.
+pub async fn health(
+    State(service): State<Arc<Service>>,
+    Path(id): Path<String>,
+) -> ApiResult<impl IntoResponse> {
+    let now = service.check_health(&id).await?;
+    Ok(Json(serde_json::json!({
+        "connection_id": id,
+        "status": if now.status == "ok" { "healthy" } else { "unhealthy" },
+        "response_ms": now.response_ms,
+        "checks": service.health.history(&id),
+    })))
 }

@@ -23,6 +23,10 @@ pub struct ApiError {
     pub engine_code: Option<String>,
     /// One entry per problem, for validation errors.
     pub details: Vec<String>,
+    /// For a failed transaction, the 0-based index of the statement that failed.
+    pub statement: Option<usize>,
+    /// Seconds after which a retry may succeed (sent as `Retry-After`).
+    pub retry_after: Option<u32>,
 }
 
 #[derive(Serialize)]
@@ -38,6 +42,8 @@ struct Inner<'a> {
     engine_code: Option<&'a str>,
     #[serde(skip_serializing_if = "<[String]>::is_empty")]
     details: &'a [String],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    statement: Option<usize>,
 }
 
 impl ApiError {
@@ -48,6 +54,8 @@ impl ApiError {
             message: message.into(),
             engine_code: None,
             details: Vec::new(),
+            statement: None,
+            retry_after: None,
         }
     }
 }
@@ -60,9 +68,16 @@ impl IntoResponse for ApiError {
                 message: &self.message,
                 engine_code: self.engine_code.as_deref(),
                 details: &self.details,
+                statement: self.statement,
             },
         };
-        (self.status, axum::Json(body)).into_response()
+        let mut response = (self.status, axum::Json(body)).into_response();
+        if let Some(seconds) = self.retry_after {
+            response
+                .headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, seconds.into());
+        }
+        response
     }
 }
 
@@ -75,6 +90,7 @@ fn plugin_status(e: &PluginError) -> StatusCode {
         PluginError::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
         PluginError::Cancelled => StatusCode::CONFLICT,
         PluginError::Query(_) => StatusCode::BAD_REQUEST,
+        PluginError::PoolExhausted(_) => StatusCode::SERVICE_UNAVAILABLE,
         _ => StatusCode::BAD_GATEWAY,
     }
 }
@@ -82,6 +98,9 @@ fn plugin_status(e: &PluginError) -> StatusCode {
 impl From<PluginError> for ApiError {
     fn from(e: PluginError) -> Self {
         let mut api = ApiError::new(plugin_status(&e), e.code(), e.to_string());
+        if let PluginError::PoolExhausted(_) = &e {
+            api.retry_after = Some(1);
+        }
         if let PluginError::Query(q) = &e {
             api.engine_code = q.code.clone();
             if let Some(detail) = &q.detail {
@@ -119,6 +138,19 @@ impl From<ServiceError> for ApiError {
                 e.to_string(),
             ),
             ServiceError::Plugin(e) => e.into(),
+            ServiceError::Transaction(t) => {
+                let mut api: ApiError = t.error.into();
+                api.message = match t.statement {
+                    Some(i) => format!(
+                        "statement {} failed: {}; the transaction was rolled back",
+                        i + 1,
+                        api.message
+                    ),
+                    None => format!("{}; the transaction was rolled back", api.message),
+                };
+                api.statement = t.statement;
+                api
+            }
             ServiceError::NoSchema(e) => {
                 let mut api: ApiError = e.into();
                 api.message = format!(

@@ -3,6 +3,8 @@
 
 mod connections;
 pub mod error;
+pub mod formats;
+pub mod queries;
 mod system;
 
 use std::sync::Arc;
@@ -10,7 +12,8 @@ use std::sync::Arc;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::StatusCode;
-use axum::routing::{get, post};
+use axum::extract::State;
+use axum::routing::{delete, get, post};
 use tower_http::trace::TraceLayer;
 
 use crate::service::Service;
@@ -36,11 +39,30 @@ pub fn router(service: Arc<Service>, body_limit: usize) -> Router {
         .route("/connections/{id}/test", post(connections::test))
         .route("/connections/{id}/databases", get(connections::databases))
         .route("/connections/{id}/schema", get(connections::schema))
-        .route("/connections/{id}/query", post(connections::query))
+        .route("/connections/{id}/query", post(queries::query))
+        .route("/connections/{id}/transaction", post(queries::transaction))
+        .route("/connections/{id}/pool", get(connections::pool))
+        .route("/connections/{id}/health", get(connections::health))
+        .route("/queries", get(queries::history))
+        .route("/queries/running", get(queries::running))
+        .route("/queries/{id}", delete(queries::cancel))
         .route("/plugins", get(system::plugins));
+    let metrics = crate::metrics::install();
     Router::new()
         .nest("/api/v1", api)
         .route("/health", get(system::health))
+        .route(
+            "/metrics",
+            get(move |State(service): State<Arc<Service>>| async move {
+                (
+                    [(
+                        axum::http::header::CONTENT_TYPE,
+                        "text/plain; version=0.0.4; charset=utf-8",
+                    )],
+                    crate::metrics::render(&metrics, &service),
+                )
+            }),
+        )
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such path") })
         .method_not_allowed_fallback(|| async {
             ApiError::new(
@@ -50,6 +72,7 @@ pub fn router(service: Arc<Service>, body_limit: usize) -> Router {
             )
         })
         .layer(DefaultBodyLimit::max(body_limit))
+        .layer(axum::middleware::from_fn(crate::metrics::track))
         .layer(TraceLayer::new_for_http())
         .with_state(service)
 }

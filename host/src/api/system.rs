@@ -10,8 +10,9 @@ use serde_json::json;
 
 use crate::service::Service;
 
-/// `healthy` when the store answers, `unhealthy` (with 503) when it does not: without its
-/// store the host can serve nothing.
+/// `unhealthy` (503) when the store does not answer: without it the host serves nothing.
+/// `degraded` when it serves but something is wrong: a plugin file was rejected, or a
+/// connection failed its last health check. `healthy` otherwise.
 pub async fn health(State(service): State<Arc<Service>>) -> impl IntoResponse {
     let store = match service.store.ping().await {
         Ok(latency) => json!({
@@ -24,24 +25,39 @@ pub async fn health(State(service): State<Arc<Service>>) -> impl IntoResponse {
             json!({ "status": "unavailable", "kind": service.store.dialect().name() })
         }
     };
-    let healthy = store["status"] == "ok";
+    let rejected = service.catalog.rejected().len();
+    let (checked, failing) = service.health.summary();
+    let mut reasons = Vec::new();
+    if rejected > 0 {
+        reasons.push(format!("{rejected} plugin file(s) rejected"));
+    }
+    if failing > 0 {
+        reasons.push(format!("{failing} connection(s) failed their last health check"));
+    }
+    let (status, code) = if store["status"] != "ok" {
+        reasons.insert(0, "the registry store does not answer".into());
+        ("unhealthy", StatusCode::SERVICE_UNAVAILABLE)
+    } else if !reasons.is_empty() {
+        ("degraded", StatusCode::OK)
+    } else {
+        ("healthy", StatusCode::OK)
+    };
     let body = json!({
-        "status": if healthy { "healthy" } else { "unhealthy" },
+        "status": status,
+        "reasons": reasons,
         "version": env!("CARGO_PKG_VERSION"),
         "uptime_s": service.started.elapsed().as_secs(),
         "store": store,
         "plugins": {
+            "status": if rejected == 0 { "ok" } else { "degraded" },
             "loaded": service.catalog.plugins().len(),
-            "rejected": service.catalog.rejected().len(),
+            "rejected": rejected,
         },
+        "connections": { "checked": checked, "failing": failing },
         "sessions": service.sessions.open_count(),
+        "queries_running": service.running.count(),
     });
-    let status = if healthy {
-        StatusCode::OK
-    } else {
-        StatusCode::SERVICE_UNAVAILABLE
-    };
-    (status, Json(body))
+    (code, Json(body))
 }
 
 /// Every plugin: the loaded ones with their info, kind and (for WASM) file and SHA-256;

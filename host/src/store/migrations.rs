@@ -30,7 +30,8 @@ pub(super) const LEDGER: &str = "CREATE TABLE IF NOT EXISTS plugboard_migrations
     applied_at TEXT NOT NULL
 )";
 
-pub(super) const MIGRATIONS: &[Migration] = &[Migration {
+pub(super) const MIGRATIONS: &[Migration] = &[
+    Migration {
     version: 1,
     description: "connections, their secrets and schema snapshots",
     sqlite: "
@@ -97,4 +98,45 @@ CREATE TABLE schema_snapshots (
 );
 CREATE INDEX schema_snapshots_by_connection ON schema_snapshots (connection_id, options, id);
 ",
-}];
+    },
+    Migration {
+        version: 2,
+        description: "query history",
+        sqlite: "
+CREATE TABLE query_history (
+    id TEXT PRIMARY KEY,
+    connection_id TEXT NOT NULL,
+    engine TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    who TEXT,
+    started_at TEXT NOT NULL,
+    duration_ms DOUBLE PRECISION NOT NULL,
+    row_count BIGINT NOT NULL,
+    status TEXT NOT NULL,
+    error_code TEXT,
+    sql_hash TEXT NOT NULL,
+    sql_text TEXT
+);
+CREATE INDEX query_history_by_time ON query_history (started_at);
+CREATE INDEX query_history_by_connection ON query_history (connection_id, started_at);
+",
+        postgres: "
+CREATE TABLE query_history (
+    id TEXT PRIMARY KEY,
+    connection_id TEXT NOT NULL,
+    engine TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    who TEXT,
+    started_at TEXT NOT NULL,
+    duration_ms DOUBLE PRECISION NOT NULL,
+    row_count BIGINT NOT NULL,
+    status TEXT NOT NULL,
+    error_code TEXT,
+    sql_hash TEXT NOT NULL,
+    sql_text TEXT
+);
+CREATE INDEX query_history_by_time ON query_history (started_at);
+CREATE INDEX query_history_by_connection ON query_history (connection_id, started_at);
+",
+    },
+];

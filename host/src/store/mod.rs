@@ -5,7 +5,10 @@
 //! several replicas share one state. One code path serves both through sqlx's `Any` driver;
 //! [`migrations`] holds the only dialect-specific text.
 
+mod history;
 mod migrations;
+
+pub use history::{HistoryFilter, HistoryRecord};
 
 use std::path::Path;
 use std::time::{Duration, Instant};

@@ -339,11 +339,23 @@ macro_rules! guest_call {
             let $session = $instance.session;
             tokio::time::timeout(deadline, $call).await
         };
-        match outcome {
+        let result = match outcome {
             Err(_) => Err($inner.shared.timeout(deadline)),
             Ok(Err(e)) => Err($inner.shared.failure(&e, &$instance.store)),
             Ok(Ok(answer)) => Ok(($instance, answer)),
-        }
+        };
+        let result_label = match &result {
+            Ok(_) => "ok",
+            Err(Error::Timeout(_)) => "timeout",
+            Err(_) => "trap",
+        };
+        metrics::counter!(
+            "plugboard_plugin_calls_total",
+            "plugin" => $inner.shared.name.to_string(),
+            "result" => result_label,
+        )
+        .increment(1);
+        result
     }};
 }
 

@@ -23,6 +23,9 @@ pub struct ClickHouse {
     client: Client,
     database: String,
     pub tls: bool,
+    /// Every statement is sent with `readonly=2`: the server refuses writes (and a
+    /// statement cannot lift it), while our output settings are still accepted.
+    read_only: bool,
     version: OnceCell<(String, Version)>,
 }
 
@@ -36,7 +39,7 @@ const OUTPUT_SETTINGS: [(&str, &str); 3] = [
 
 impl ClickHouse {
     pub fn new(config: &Config) -> Result<ClickHouse> {
-        config.reject_unknown_options(&["secure"])?;
+        config.reject_unknown_options(&["secure", "read_only"])?;
         let tls = config.bool_option("secure")?.unwrap_or(false);
         let user = config.username.clone().unwrap_or_else(|| "default".into());
         let mut client = Client::for_config(config, if tls { TLS_PORT } else { PORT }, tls)?
@@ -52,6 +55,7 @@ impl ClickHouse {
                 .filter(|d| !d.is_empty())
                 .unwrap_or_else(|| "default".into()),
             tls,
+            read_only: config.bool_option("read_only")?.unwrap_or(false),
             version: OnceCell::new(),
         })
     }
@@ -72,6 +76,9 @@ impl ClickHouse {
         let mut pairs: Vec<(&str, &str)> = vec![("database", &self.database)];
         pairs.extend_from_slice(&OUTPUT_SETTINGS);
         pairs.extend_from_slice(settings);
+        if self.read_only {
+            pairs.push(("readonly", "2"));
+        }
         let mut request = self
             .client
             .post(&format!("/?{}", query_string(pairs)))

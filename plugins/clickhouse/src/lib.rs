@@ -44,6 +44,14 @@ impl Connector for ClickHousePlugin {
             )
             .default("false"),
         )
+        .field(
+            ConfigField::new(
+                "read_only",
+                FieldKind::Boolean,
+                "Refuse writes: every statement is sent with readonly=2",
+            )
+            .default("false"),
+        )
         .capabilities(Capabilities {
             transactions: false,
             cancellation: true,

@@ -16,6 +16,7 @@ pub(crate) const KNOWN_OPTIONS: &[&str] = &[
     "max_depth",
     "connect_timeout_ms",
     "pool",
+    "read_only",
 ];
 pub(crate) const DEFAULT_PORT: u16 = 27017;
 pub(crate) const DEFAULT_SAMPLE_SIZE: u64 = 100;
@@ -37,6 +38,7 @@ pub(crate) struct Target {
 impl Target {
     pub(crate) fn from_config(config: &ConnectionConfig) -> Result<Target> {
         config.reject_unknown_options(KNOWN_OPTIONS)?;
+        config.refuse_read_only("log in as a user with only the `read` role")?;
         let host = config.required_host()?.to_owned();
         let port = config.port.unwrap_or(DEFAULT_PORT);
         let connect_timeout = Duration::from_millis(

@@ -22,6 +22,7 @@ pub(crate) const KNOWN_OPTIONS: &[&str] = &[
     "instance",
     "connect_timeout_ms",
     "pool",
+    "read_only",
 ];
 pub(crate) const DEFAULT_PORT: u16 = 1433;
 
@@ -50,6 +51,7 @@ impl std::fmt::Debug for Target {
 impl Target {
     pub(crate) fn from_config(config: &ConnectionConfig) -> Result<Target> {
         config.reject_unknown_options(KNOWN_OPTIONS)?;
+        config.refuse_read_only("log in as a user with only the db_datareader role")?;
         let host = config.required_host()?;
         let username = config
             .username

@@ -3,11 +3,18 @@
 use std::str::FromStr;
 use std::time::Duration;
 
-use plugboard_connector::{ConnectionConfig, Error, PoolSettings, Result};
+use plugboard_connector::{ConnectionConfig, Error, PoolMeter, PoolSettings, PoolStatus, Result};
+use sqlx::pool::PoolConnection;
 use sqlx::mysql::{MySqlConnectOptions, MySqlPoolOptions, MySqlSslMode};
-use sqlx::{ConnectOptions as _, MySqlPool};
+use sqlx::{ConnectOptions as _, Connection as _, MySql, MySqlPool, TransactionManager as _};
 
-pub(crate) const KNOWN_OPTIONS: &[&str] = &["ssl_mode", "ssl_ca", "connect_timeout_ms", "pool"];
+pub(crate) const KNOWN_OPTIONS: &[&str] = &[
+    "ssl_mode",
+    "ssl_ca",
+    "connect_timeout_ms",
+    "pool",
+    "read_only",
+];
 pub(crate) const DEFAULT_PORT: u16 = 3306;
 
 /// Everything a session needs to connect, checked once when the session opens.
@@ -16,6 +23,8 @@ pub(crate) struct Target {
     pub options: MySqlConnectOptions,
     pub pool: PoolSettings,
     pub connect_timeout: Duration,
+    /// Every query runs in a `READ ONLY` transaction.
+    pub read_only: bool,
     /// The database the connection names, if any.
     pub database: Option<String>,
     /// `host:port`, for messages; never the password.
@@ -63,6 +72,7 @@ impl Target {
             options,
             pool: config.pool_settings()?,
             connect_timeout,
+            read_only: config.read_only()?,
             database,
             address: format!("{host}:{port}"),
         })
@@ -76,6 +86,65 @@ impl Target {
             .acquire_timeout(self.pool.acquire_timeout())
             .idle_timeout(self.pool.idle_timeout())
             .max_lifetime(self.pool.max_lifetime())
+            .after_release(|conn, _| {
+                Box::pin(async move {
+                    // A query on a read-only connection runs in a transaction; whatever
+                    // way it ended, none is left open on a pooled connection.
+                    if conn.is_in_transaction() {
+                        <MySql as sqlx::Database>::TransactionManager::start_rollback(conn);
+                    }
+                    Ok(true)
+                })
+            })
             .connect_lazy_with(self.options.clone())
+    }
+}
+
+/// A session's pool with its meter: every acquire goes through [`Pool::acquire`], so waits
+/// and timeouts are counted and a full pool is told apart from an unreachable server.
+pub(crate) struct Pool {
+    pub pool: MySqlPool,
+    meter: PoolMeter,
+    settings: PoolSettings,
+}
+
+impl Pool {
+    pub(crate) fn new(target: &Target) -> Pool {
+        Pool {
+            pool: target.lazy_pool(),
+            meter: PoolMeter::default(),
+            settings: target.pool,
+        }
+    }
+
+    /// A pooled connection, or `PoolExhausted` when every one stayed busy past the acquire
+    /// timeout.
+    pub(crate) async fn acquire(&self) -> Result<PoolConnection<MySql>> {
+        let acquired = self
+            .meter
+            .acquire(self.pool.acquire(), |e| {
+                matches!(e, sqlx::Error::PoolTimedOut)
+            })
+            .await;
+        match acquired {
+            Ok(conn) => Ok(conn),
+            Err(sqlx::Error::PoolTimedOut)
+                if self.pool.size() >= self.settings.max_size && self.pool.num_idle() == 0 =>
+            {
+                Err(Error::PoolExhausted(format!(
+                    "all {} pooled connections stayed busy for {} ms",
+                    self.settings.max_size, self.settings.acquire_timeout_ms
+                )))
+            }
+            Err(e) => Err(crate::error::map(e, "acquiring a connection", false)),
+        }
+    }
+
+    pub(crate) fn status(&self) -> PoolStatus {
+        self.meter.status(
+            self.settings.max_size,
+            self.pool.size(),
+            u32::try_from(self.pool.num_idle()).unwrap_or(u32::MAX),
+        )
     }
 }

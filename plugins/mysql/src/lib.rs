@@ -10,9 +10,10 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use plugboard_connector::{
     Capabilities, ConfigField, ConnectionConfig, Error, FieldKind, IntrospectOptions, Plugin,
-    PluginInfo, PoolSettings, QueryRequest, Result, ResultStream, SchemaInfo, ServerInfo, Session,
+    PluginInfo, PoolSettings, PoolStatus, QueryRequest, Result, ResultStream, SchemaInfo,
+    ServerInfo, Session, StatementResult, TransactionError,
 };
-use sqlx::{ConnectOptions as _, Connection as _, MySqlPool};
+use sqlx::{ConnectOptions as _, Connection as _};
 
 mod connect;
 mod error;
@@ -20,7 +21,7 @@ pub mod introspect;
 mod query;
 mod types;
 
-use connect::Target;
+use connect::{Pool, Target};
 
 /// How long introspection may run.
 const INTROSPECT_TIMEOUT: Duration = Duration::from_secs(120);
@@ -49,6 +50,8 @@ impl Default for MysqlPlugin {
                         .default("preferred"),
                     field("ssl_ca", FieldKind::Path, "CA certificate file for verify_ca and verify_identity"),
                     field("connect_timeout_ms", FieldKind::Integer, "How long a test waits to connect").default("10000"),
+                    field("read_only", FieldKind::Boolean, "Refuse writes: every query runs in a READ ONLY transaction")
+                        .default("false"),
                     field("pool", FieldKind::Json, "Pool settings: max_size, acquire_timeout_ms, idle_timeout_s, max_lifetime_s")
                         .default(PoolSettings::default_json()),
                 ],
@@ -72,14 +75,14 @@ impl Plugin for MysqlPlugin {
 
     async fn open(&self, config: ConnectionConfig) -> Result<Box<dyn Session>> {
         let target = Target::from_config(&config)?;
-        let pool = target.lazy_pool();
+        let pool = Pool::new(&target);
         Ok(Box::new(MysqlSession { target, pool }))
     }
 }
 
 struct MysqlSession {
     target: Target,
-    pool: MySqlPool,
+    pool: Pool,
 }
 
 #[async_trait]
@@ -124,17 +127,13 @@ impl Session for MysqlSession {
         sqlx::query_scalar(
             "SELECT CAST(SCHEMA_NAME AS CHAR) FROM information_schema.SCHEMATA ORDER BY 1",
         )
-        .fetch_all(&self.pool)
+        .fetch_all(&self.pool.pool)
         .await
         .map_err(|e| error::map(e, "listing databases", false))
     }
 
     async fn introspect(&self, options: &IntrospectOptions) -> Result<Vec<SchemaInfo>> {
-        let mut conn = self
-            .pool
-            .acquire()
-            .await
-            .map_err(|e| error::map(e, "acquiring a connection", false))?;
+        let mut conn = self.pool.acquire().await?;
         tokio::time::timeout(
             INTROSPECT_TIMEOUT,
             introspect::introspect(&mut conn, self.target.database.as_deref(), options),
@@ -147,10 +146,22 @@ impl Session for MysqlSession {
     }
 
     async fn query(&self, request: QueryRequest) -> Result<Box<dyn ResultStream>> {
-        query::start(&self.pool, &self.target.options, request).await
+        query::start(&self.pool, &self.target, request).await
+    }
+
+    async fn transaction(
+        &self,
+        statements: Vec<QueryRequest>,
+        max_rows: usize,
+    ) -> std::result::Result<Vec<StatementResult>, TransactionError> {
+        query::transaction(&self.pool, &self.target, statements, max_rows).await
+    }
+
+    fn pool_status(&self) -> Option<PoolStatus> {
+        Some(self.pool.status())
     }
 
     async fn close(&self) {
-        self.pool.close().await;
+        self.pool.pool.close().await;
     }
 }

@@ -13,17 +13,19 @@ use std::time::{Duration, Instant};
 
 use futures_util::StreamExt as _;
 use plugboard_connector::{
-    ChannelResultStream, ColumnMeta, Error, QueryRequest, Result, ResultStream, Row, StreamEvent,
-    Value,
+    ChannelResultStream, ColumnMeta, Error, QueryRequest, Result, ResultStream, Row,
+    StatementResult, StreamEvent, TransactionError, Value,
 };
-use sqlx::mysql::{MySqlArguments, MySqlConnectOptions};
+use sqlx::mysql::{MySqlArguments, MySqlConnectOptions, MySqlConnection};
 use sqlx::pool::PoolConnection;
 use sqlx::{
     Arguments as _, Column as _, ConnectOptions as _, Connection as _, Decode, Either,
-    Executor as _, MySql, MySqlPool, Row as _, Statement as _, TypeInfo as _, ValueRef as _,
+    Executor as _, MySql, Row as _, Statement as _, TransactionManager as _, TypeInfo as _,
+    ValueRef as _,
 };
 use tokio::sync::mpsc;
 
+use crate::connect::{Pool, Target};
 use crate::{error, types};
 
 const BATCH_ROWS: usize = 256;
@@ -74,24 +76,8 @@ fn bind(arguments: &mut MySqlArguments, value: &Value) -> std::result::Result<()
     result.map_err(|e| e.to_string())
 }
 
-pub(crate) async fn start(
-    pool: &MySqlPool,
-    options: &MySqlConnectOptions,
-    request: QueryRequest,
-) -> Result<Box<dyn ResultStream>> {
-    let mut conn = pool
-        .acquire()
-        .await
-        .map_err(|e| error::map(e, "acquiring a connection", false))?;
-    let connection_id: u64 = sqlx::query_scalar("SELECT CONNECTION_ID()")
-        .fetch_one(&mut *conn)
-        .await
-        .map_err(|e| error::map(e, "reading the connection id", false))?;
-    let statement = (&mut *conn)
-        .prepare(&request.sql)
-        .await
-        .map_err(|e| error::map(e, "preparing the query", false))?;
-    let columns: Vec<ColumnMeta> = statement
+fn columns_of(statement: &sqlx::mysql::MySqlStatement<'_>) -> Vec<ColumnMeta> {
+    statement
         .columns()
         .iter()
         .map(|c| {
@@ -102,18 +88,58 @@ pub(crate) async fn start(
                 data_type: name.to_ascii_lowercase(),
             }
         })
-        .collect();
+        .collect()
+}
+
+fn check_parameter_count(statement: &sqlx::mysql::MySqlStatement<'_>, given: usize) -> Result<()> {
     let expected = match statement.parameters() {
         Some(Either::Right(n)) => n,
         Some(Either::Left(types)) => types.len(),
         None => 0,
     };
-    if expected != request.params.len() {
+    if expected != given {
         return Err(Error::InvalidInput(format!(
-            "the query takes {expected} parameter(s), {} given",
-            request.params.len()
+            "the query takes {expected} parameter(s), {given} given"
         )));
     }
+    Ok(())
+}
+
+async fn connection_id(conn: &mut MySqlConnection) -> Result<u64> {
+    sqlx::query_scalar("SELECT CONNECTION_ID()")
+        .fetch_one(conn)
+        .await
+        .map_err(|e| error::map(e, "reading the connection id", false))
+}
+
+/// Opens the `READ ONLY` transaction a query on a read-only connection runs in. The pool
+/// rolls it back when the connection is released, however the query ended.
+async fn begin_read_only(conn: &mut MySqlConnection) -> Result<()> {
+    <MySql as sqlx::Database>::TransactionManager::begin(
+        conn,
+        Some("START TRANSACTION READ ONLY".into()),
+    )
+    .await
+    .map_err(|e| error::map(e, "starting a read-only transaction", false))
+}
+
+pub(crate) async fn start(
+    pool: &Pool,
+    target: &Target,
+    request: QueryRequest,
+) -> Result<Box<dyn ResultStream>> {
+    let options = &target.options;
+    let mut conn = pool.acquire().await?;
+    let connection_id = connection_id(&mut conn).await?;
+    if target.read_only {
+        begin_read_only(&mut conn).await?;
+    }
+    let statement = (&mut *conn)
+        .prepare(&request.sql)
+        .await
+        .map_err(|e| error::map(e, "preparing the query", false))?;
+    let columns = columns_of(&statement);
+    check_parameter_count(&statement, request.params.len())?;
     let mut arguments = MySqlArguments::default();
     for (i, value) in request.params.iter().enumerate() {
         bind(&mut arguments, value)
@@ -166,7 +192,17 @@ async fn produce(
         let mut rows = (&mut *conn).fetch_many(sqlx::query_with(&sql, arguments));
         let mut rows_affected = 0;
         loop {
-            match rows.next().await {
+            // While the server works (a long sort, a `SLEEP`), nothing is sent: watch for
+            // the consumer leaving too, so a cancelled query stops now.
+            let next = tokio::select! {
+                next = rows.next() => next,
+                () = tx.closed() => {
+                    killer.kill().await;
+                    while rows.next().await.is_some() {}
+                    break None;
+                }
+            };
+            match next {
                 None => {
                     break Some(StreamEvent::Done {
                         rows_affected: Some(rows_affected),
@@ -222,6 +258,104 @@ async fn produce(
         let _ = tx.send(last).await;
     }
     drop(conn);
+}
+
+/// Runs `statements` in one transaction on one connection; see `Session::transaction`.
+/// Each statement's deadline is enforced with `KILL QUERY`, as a lone query's is. sqlx's
+/// transaction rolls back when dropped, so a failure, or the caller going away, leaves
+/// nothing half-done.
+pub(crate) async fn transaction(
+    pool: &Pool,
+    target: &Target,
+    statements: Vec<QueryRequest>,
+    max_rows: usize,
+) -> std::result::Result<Vec<StatementResult>, TransactionError> {
+    let mut conn = pool.acquire().await.map_err(TransactionError::outside)?;
+    let connection_id = connection_id(&mut conn)
+        .await
+        .map_err(TransactionError::outside)?;
+    let begin = if target.read_only {
+        "START TRANSACTION READ ONLY"
+    } else {
+        "START TRANSACTION"
+    };
+    let mut tx = conn.begin_with(begin).await.map_err(|e| {
+        TransactionError::outside(error::map(e, "beginning the transaction", false))
+    })?;
+    let mut results = Vec::with_capacity(statements.len());
+    for (i, request) in statements.into_iter().enumerate() {
+        let timeout = request.timeout_ms.map(|ms| Duration::from_millis(ms.into()));
+        let killer = Killer {
+            options: target.options.clone(),
+            connection_id,
+            deadline: timeout.map(|t| Instant::now() + t),
+            fired: Arc::new(AtomicBool::new(false)),
+        };
+        let watchdog = timeout.map(|t| {
+            let killer = killer.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(t).await;
+                killer.fired.store(true, Ordering::SeqCst);
+                killer.kill().await;
+            })
+        });
+        let result = run_statement(&mut tx, &request, max_rows, &killer).await;
+        if let Some(w) = watchdog {
+            w.abort();
+        }
+        let result = match result {
+            Ok(_) if killer.fired.load(Ordering::SeqCst) => Err(Error::Timeout(
+                "the statement ran past its deadline and was killed on the server".into(),
+            )),
+            other => other,
+        };
+        results.push(result.map_err(|e| TransactionError::at(i, e))?);
+    }
+    tx.commit().await.map_err(|e| {
+        TransactionError::outside(error::map(e, "committing the transaction", false))
+    })?;
+    Ok(results)
+}
+
+/// One statement of a transaction, its rows held up to `max_rows` (the rest read and
+/// dropped, so the connection stays usable).
+async fn run_statement(
+    conn: &mut MySqlConnection,
+    request: &QueryRequest,
+    max_rows: usize,
+    killer: &Killer,
+) -> Result<StatementResult> {
+    let statement = (&mut *conn)
+        .prepare(&request.sql)
+        .await
+        .map_err(|e| error::map(e, "preparing the statement", false))?;
+    let columns = columns_of(&statement);
+    check_parameter_count(&statement, request.params.len())?;
+    let mut arguments = MySqlArguments::default();
+    for (i, value) in request.params.iter().enumerate() {
+        bind(&mut arguments, value)
+            .map_err(|e| Error::InvalidInput(format!("parameter {}: {e}", i + 1)))?;
+    }
+    let width = columns.len();
+    let mut out = StatementResult {
+        columns,
+        rows: Vec::new(),
+        truncated: false,
+        rows_affected: None,
+    };
+    let mut affected = 0;
+    let mut rows = conn.fetch_many(sqlx::query_with(&request.sql, arguments));
+    while let Some(item) = rows.next().await {
+        match item.map_err(|e| error::map(e, "running the statement", killer.deadline_passed()))? {
+            Either::Left(done) => affected += done.rows_affected(),
+            Either::Right(_) if out.rows.len() == max_rows => out.truncated = true,
+            Either::Right(row) => out.rows.push(decode_row(&row, width)?),
+        }
+    }
+    if width == 0 {
+        out.rows_affected = Some(affected);
+    }
+    Ok(out)
 }
 
 /// Decodes a row by the types the server sent with the result, which can be more precise

@@ -3,9 +3,10 @@
 use std::str::FromStr;
 use std::time::Duration;
 
-use plugboard_connector::{ConnectionConfig, Error, PoolSettings, Result};
+use plugboard_connector::{ConnectionConfig, Error, PoolMeter, PoolSettings, PoolStatus, Result};
+use sqlx::pool::PoolConnection;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgSslMode};
-use sqlx::{ConnectOptions, PgPool};
+use sqlx::{ConnectOptions, Connection as _, Executor as _, PgPool, Postgres, TransactionManager as _};
 
 /// The options this plugin understands; any other key is a configuration error, so a typo
 /// (`sslmod`) is reported instead of silently ignored.
@@ -15,6 +16,7 @@ pub(crate) const KNOWN_OPTIONS: &[&str] = &[
     "application_name",
     "connect_timeout_ms",
     "pool",
+    "read_only",
 ];
 
 pub(crate) const DEFAULT_PORT: u16 = 5432;
@@ -25,6 +27,8 @@ pub(crate) struct Target {
     pub options: PgConnectOptions,
     pub pool: PoolSettings,
     pub connect_timeout: Duration,
+    /// Every query runs in a `READ ONLY` transaction, and sessions default to read-only.
+    pub read_only: bool,
     /// `host:port`, for messages; never the password.
     pub address: String,
 }
@@ -73,10 +77,17 @@ impl Target {
                 .unwrap_or(10_000),
         );
         let pool = config.pool_settings()?;
+        let read_only = config.read_only()?;
+        if read_only {
+            // Belt and braces: introspection and anything else outside a query's own
+            // transaction is read-only too.
+            options = options.options([("default_transaction_read_only", "on")]);
+        }
         Ok(Target {
             options,
             pool,
             connect_timeout,
+            read_only,
             address: format!("{host}:{port}"),
         })
     }
@@ -89,7 +100,79 @@ impl Target {
             .acquire_timeout(self.pool.acquire_timeout())
             .idle_timeout(self.pool.idle_timeout())
             .max_lifetime(self.pool.max_lifetime())
+            .after_connect(|conn, _| {
+                Box::pin(async move {
+                    // PostgreSQL 14+ can notice, during a long query, that its client is
+                    // gone; that is how dropping a query's connection stops it on the
+                    // server. Older servers stop at their next write instead.
+                    conn.execute(
+                        "SELECT set_config('client_connection_check_interval', '200ms', false) \
+                         WHERE current_setting('server_version_num')::int >= 140000",
+                    )
+                    .await
+                    .map(drop)
+                })
+            })
+            .after_release(|conn, _| {
+                Box::pin(async move {
+                    // A query on a read-only connection runs in a transaction; whatever
+                    // way it ended, none is left open on a pooled connection.
+                    if conn.is_in_transaction() {
+                        <Postgres as sqlx::Database>::TransactionManager::start_rollback(conn);
+                    }
+                    Ok(true)
+                })
+            })
             .connect_lazy_with(self.options.clone())
+    }
+}
+
+/// A session's pool with its meter: every acquire goes through [`Pool::acquire`], so waits
+/// and timeouts are counted and a full pool is told apart from an unreachable server.
+pub(crate) struct Pool {
+    pub pool: PgPool,
+    meter: PoolMeter,
+    settings: PoolSettings,
+}
+
+impl Pool {
+    pub(crate) fn new(target: &Target) -> Pool {
+        Pool {
+            pool: target.lazy_pool(),
+            meter: PoolMeter::default(),
+            settings: target.pool,
+        }
+    }
+
+    /// A pooled connection, or `PoolExhausted` when every one stayed busy past the acquire
+    /// timeout.
+    pub(crate) async fn acquire(&self) -> Result<PoolConnection<Postgres>> {
+        let acquired = self
+            .meter
+            .acquire(self.pool.acquire(), |e| {
+                matches!(e, sqlx::Error::PoolTimedOut)
+            })
+            .await;
+        match acquired {
+            Ok(conn) => Ok(conn),
+            Err(sqlx::Error::PoolTimedOut)
+                if self.pool.size() >= self.settings.max_size && self.pool.num_idle() == 0 =>
+            {
+                Err(Error::PoolExhausted(format!(
+                    "all {} pooled connections stayed busy for {} ms",
+                    self.settings.max_size, self.settings.acquire_timeout_ms
+                )))
+            }
+            Err(e) => Err(crate::error::map(e, "acquiring a connection")),
+        }
+    }
+
+    pub(crate) fn status(&self) -> PoolStatus {
+        self.meter.status(
+            self.settings.max_size,
+            self.pool.size(),
+            u32::try_from(self.pool.num_idle()).unwrap_or(u32::MAX),
+        )
     }
 }
 

@@ -14,9 +14,10 @@ use std::time::Instant;
 use async_trait::async_trait;
 use plugboard_connector::{
     Capabilities, ConfigField, ConnectionConfig, Error, FieldKind, IntrospectOptions, Plugin,
-    PluginInfo, QueryRequest, Result, ResultStream, SchemaInfo, ServerInfo, Session,
+    PluginInfo, PoolStatus, QueryRequest, Result, ResultStream, SchemaInfo, ServerInfo, Session,
+    StatementResult, TransactionError,
 };
-use sqlx::{Connection as _, PgConnection, PgPool};
+use sqlx::{Connection as _, PgConnection};
 
 mod connect;
 mod error;
@@ -24,7 +25,7 @@ pub mod introspect;
 mod query;
 mod types;
 
-use connect::Target;
+use connect::{Pool, Target};
 
 /// The PostgreSQL plugin: serves the `postgres` engine.
 pub struct PostgresPlugin {
@@ -54,6 +55,8 @@ impl Default for PostgresPlugin {
                         .default("plugboard"),
                     field("connect_timeout_ms", FieldKind::Integer, "How long a test waits to connect")
                         .default("10000"),
+                    field("read_only", FieldKind::Boolean, "Refuse writes: every query runs in a READ ONLY transaction")
+                        .default("false"),
                     field(
                         "pool",
                         FieldKind::Json,
@@ -81,14 +84,14 @@ impl Plugin for PostgresPlugin {
 
     async fn open(&self, config: ConnectionConfig) -> Result<Box<dyn Session>> {
         let target = Target::from_config(&config)?;
-        let pool = target.lazy_pool();
+        let pool = Pool::new(&target);
         Ok(Box::new(PgSession { target, pool }))
     }
 }
 
 struct PgSession {
     target: Target,
-    pool: PgPool,
+    pool: Pool,
 }
 
 #[async_trait]
@@ -133,20 +136,32 @@ impl Session for PgSession {
             "SELECT datname::text FROM pg_database \
              WHERE datallowconn AND NOT datistemplate ORDER BY 1",
         )
-        .fetch_all(&self.pool)
+        .fetch_all(&self.pool.pool)
         .await
         .map_err(|e| error::map(e, "listing databases"))
     }
 
     async fn introspect(&self, options: &IntrospectOptions) -> Result<Vec<SchemaInfo>> {
-        introspect::introspect(&self.pool, options).await
+        introspect::introspect(&self.pool.pool, options).await
     }
 
     async fn query(&self, request: QueryRequest) -> Result<Box<dyn ResultStream>> {
-        query::start(&self.pool, request).await
+        query::start(&self.pool, self.target.read_only, request).await
+    }
+
+    async fn transaction(
+        &self,
+        statements: Vec<QueryRequest>,
+        max_rows: usize,
+    ) -> std::result::Result<Vec<StatementResult>, TransactionError> {
+        query::transaction(&self.pool, self.target.read_only, statements, max_rows).await
+    }
+
+    fn pool_status(&self) -> Option<PoolStatus> {
+        Some(self.pool.status())
     }
 
     async fn close(&self) {
-        self.pool.close().await;
+        self.pool.pool.close().await;
     }
 }

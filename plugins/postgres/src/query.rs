@@ -11,18 +11,19 @@
 
 use futures_util::StreamExt as _;
 use plugboard_connector::{
-    ChannelResultStream, ColumnMeta, Error, QueryRequest, Result, ResultStream, Row, StreamEvent,
-    Value,
+    ChannelResultStream, ColumnMeta, Error, QueryRequest, Result, ResultStream, Row,
+    StatementResult, StreamEvent, TransactionError, Value,
 };
 use sqlx::pool::PoolConnection;
 use sqlx::postgres::{PgArgumentBuffer, PgArguments, PgConnection, PgTypeInfo, PgTypeKind};
 use sqlx::{
-    Arguments as _, Column as _, Either, Executor as _, PgPool, Row as _, Statement as _,
-    TypeInfo as _, ValueRef as _,
+    Arguments as _, Column as _, Either, Executor as _, Row as _, Statement as _,
+    TransactionManager as _, TypeInfo as _, ValueRef as _,
 };
 use sqlx::{Connection as _, Postgres};
 use tokio::sync::{mpsc, oneshot};
 
+use crate::connect::Pool;
 use crate::error;
 use crate::types::{self, ParamType};
 
@@ -51,11 +52,20 @@ pub(crate) async fn set_statement_timeout(
         .map_err(|e| error::map(e, "setting the statement timeout"))
 }
 
-pub(crate) async fn start(pool: &PgPool, request: QueryRequest) -> Result<Box<dyn ResultStream>> {
-    let mut conn = pool
-        .acquire()
+/// Opens the `READ ONLY` transaction a query on a read-only connection runs in. The pool
+/// rolls it back when the connection is released, however the query ended.
+async fn begin_read_only(conn: &mut PgConnection) -> Result<()> {
+    <Postgres as sqlx::Database>::TransactionManager::begin(conn, Some("BEGIN READ ONLY".into()))
         .await
-        .map_err(|e| error::map(e, "acquiring a connection"))?;
+        .map_err(|e| error::map(e, "starting a read-only transaction"))
+}
+
+pub(crate) async fn start(
+    pool: &Pool,
+    read_only: bool,
+    request: QueryRequest,
+) -> Result<Box<dyn ResultStream>> {
+    let mut conn = pool.acquire().await?;
     set_statement_timeout(&mut conn, request.timeout_ms.unwrap_or(0)).await?;
 
     // A cached statement whose result type changed under it (a column added to a table it
@@ -63,6 +73,9 @@ pub(crate) async fn start(pool: &PgPool, request: QueryRequest) -> Result<Box<dy
     // producer then hands the connection back with its cache cleared, and the query is
     // prepared afresh.
     for retry_stale_plan in [true, false] {
+        if read_only {
+            begin_read_only(&mut conn).await?;
+        }
         let (columns, decoders, arguments) = prepare(&mut conn, &request).await?;
         let (tx, mut rx) = mpsc::channel(CHANNEL_BATCHES);
         let (stale_tx, stale_rx) = oneshot::channel();
@@ -186,7 +199,14 @@ async fn produce(
         let mut rows_affected = 0;
         let mut sent_any = false;
         loop {
-            match rows.next().await {
+            // While the server works (a long sort, a `pg_sleep`), nothing is sent: watch
+            // for the consumer leaving too, so a cancelled query stops now, not at its
+            // first row.
+            let next = tokio::select! {
+                next = rows.next() => next,
+                () = tx.closed() => break Ending::Abandoned(None),
+            };
+            match next {
                 None => break Ending::Done { rows_affected },
                 Some(Err(e))
                     if stale.is_some() && !sent_any && batch.is_empty() && is_stale_plan(&e) =>
@@ -237,6 +257,11 @@ async fn produce(
             drop(conn.detach());
         }
         Ending::StalePlan => {
+            if conn.is_in_transaction() {
+                // The failed statement aborted the read-only transaction; `start` opens
+                // another.
+                <Postgres as sqlx::Database>::TransactionManager::start_rollback(&mut conn);
+            }
             if conn.clear_cached_statements().await.is_ok() {
                 let _ = stale.expect("only with a stale-plan sender").send(conn);
             } else {
@@ -249,6 +274,61 @@ async fn produce(
             }
         }
     }
+}
+
+/// Runs `statements` in one transaction on one connection; see `Session::transaction`.
+/// sqlx's transaction rolls back when dropped, so a failure, or the caller going away,
+/// leaves nothing half-done.
+pub(crate) async fn transaction(
+    pool: &Pool,
+    read_only: bool,
+    statements: Vec<QueryRequest>,
+    max_rows: usize,
+) -> std::result::Result<Vec<StatementResult>, TransactionError> {
+    let mut conn = pool.acquire().await.map_err(TransactionError::outside)?;
+    let begin = if read_only { "BEGIN READ ONLY" } else { "BEGIN" };
+    let mut tx = conn
+        .begin_with(begin)
+        .await
+        .map_err(|e| TransactionError::outside(error::map(e, "beginning the transaction")))?;
+    let mut results = Vec::with_capacity(statements.len());
+    for (i, request) in statements.iter().enumerate() {
+        let result = async {
+            // `true`: the timeout holds for this statement's transaction only.
+            sqlx::query("SELECT set_config('statement_timeout', $1, true)")
+                .bind(format!("{}ms", request.timeout_ms.unwrap_or(0)))
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| error::map(e, "setting the statement timeout"))?;
+            let (columns, decoders, arguments) = prepare(&mut tx, request).await?;
+            let names: Vec<String> = columns.iter().map(|c| c.name.clone()).collect();
+            let mut out = StatementResult {
+                columns,
+                rows: Vec::new(),
+                truncated: false,
+                rows_affected: None,
+            };
+            let mut affected = 0;
+            let mut rows = (&mut *tx).fetch_many(sqlx::query_with(&request.sql, arguments));
+            while let Some(item) = rows.next().await {
+                match item.map_err(|e| error::map(e, "running the statement"))? {
+                    Either::Left(done) => affected += done.rows_affected(),
+                    Either::Right(_) if out.rows.len() == max_rows => out.truncated = true,
+                    Either::Right(row) => out.rows.push(decode_row(&row, &decoders, &names)?),
+                }
+            }
+            if out.columns.is_empty() {
+                out.rows_affected = Some(affected);
+            }
+            Ok::<_, Error>(out)
+        }
+        .await;
+        results.push(result.map_err(|e| TransactionError::at(i, e))?);
+    }
+    tx.commit()
+        .await
+        .map_err(|e| TransactionError::outside(error::map(e, "committing the transaction")))?;
+    Ok(results)
 }
 
 /// A type's OID and `typcategory`-style class: `A` for arrays, `E` for enums.

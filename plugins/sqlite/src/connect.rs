@@ -12,7 +12,7 @@ use plugboard_connector::{ConnectionConfig, Error, PoolSettings, Result};
 use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions};
 use sqlx::{ConnectOptions as _, SqlitePool};
 
-pub(crate) const KNOWN_OPTIONS: &[&str] = &["writable", "busy_timeout_ms", "pool"];
+pub(crate) const KNOWN_OPTIONS: &[&str] = &["writable", "read_only", "busy_timeout_ms", "pool"];
 
 /// The environment variable that lists the allowed directories.
 pub const ALLOWED_DIRS_VAR: &str = "PLUGBOARD_SQLITE_ALLOWED_DIRS";
@@ -81,7 +81,14 @@ impl Target {
                 Error::Configuration("sqlite needs the database file's path in `database`".into())
             })?;
         let path = confine(path, allowed)?;
+        // Files open read-only (the engine refuses writes) unless `writable`; `read_only`
+        // is accepted too, as every engine takes it.
         let writable = config.bool_option("writable")?.unwrap_or(false);
+        if writable && config.read_only()? {
+            return Err(Error::Configuration(
+                "`writable` and `read_only` cannot both be true".into(),
+            ));
+        }
         let busy = config
             .integer_option("busy_timeout_ms", 0..=600_000)?
             .unwrap_or(5_000);

@@ -58,17 +58,17 @@ impl Engine {
         }
     }
 
-    /// How many statements sleeping are running on the server now.
-    fn sleeping(self) -> usize {
+    /// How many statements sleeping are running in database `db` now.
+    fn sleeping(self, db: &str) -> usize {
         let count = match self {
-            Postgres => PgServer::shared().admin(
+            Postgres => PgServer::shared().admin(&format!(
                 "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'SELECT pg_sleep%' \
-                 AND state = 'active'",
-            ),
-            Mariadb => MariaServer::shared().admin(
+                 AND state = 'active' AND datname = '{db}'"
+            )),
+            Mariadb => MariaServer::shared().admin(&format!(
                 "SELECT count(*) FROM information_schema.PROCESSLIST \
-                 WHERE INFO LIKE 'SELECT SLEEP%'",
-            ),
+                 WHERE INFO LIKE 'SELECT SLEEP%' AND DB = '{db}'"
+            )),
         };
         count.trim().parse().unwrap()
     }
@@ -233,7 +233,7 @@ async fn mariadb_streams_in_every_format() {
 }
 
 async fn cancels_on_the_server(engine: Engine) {
-    let (server, id, _) = setup(engine, "cancel", json!({})).await;
+    let (server, id, db) = setup(engine, "cancel", json!({})).await;
     let path = format!("/api/v1/connections/{id}/query");
 
     // By id: the request answers `cancelled` and the statement is gone from the server.
@@ -251,7 +251,7 @@ async fn cancels_on_the_server(engine: Engine) {
         })
     };
     let query_id = running_query(&server).await;
-    assert_eq!(engine.sleeping(), 1, "the sleep runs on the server");
+    assert_eq!(engine.sleeping(&db), 1, "the sleep runs on the server");
     let started = Instant::now();
     let reply = server.delete(&format!("/api/v1/queries/{query_id}")).await;
     assert_eq!(reply.status, 202, "{}", reply.text);
@@ -259,7 +259,7 @@ async fn cancels_on_the_server(engine: Engine) {
     assert_eq!(reply.expect_error(409), "cancelled");
     assert!(started.elapsed() < Duration::from_secs(5));
     eventually(Duration::from_secs(5), "the cancelled sleep stops on the server", async || {
-        engine.sleeping() == 0
+        engine.sleeping(&db) == 0
     })
     .await;
     let reply = server.delete(&format!("/api/v1/queries/{query_id}")).await;
@@ -280,7 +280,7 @@ async fn cancels_on_the_server(engine: Engine) {
     running_query(&server).await;
     request.abort();
     eventually(Duration::from_secs(5), "a disconnected client's query stops", async || {
-        engine.sleeping() == 0
+        engine.sleeping(&db) == 0
             && server.get("/api/v1/queries/running").await.body["queries"] == json!([])
     })
     .await;
@@ -291,7 +291,7 @@ async fn cancels_on_the_server(engine: Engine) {
     assert_eq!(reply.expect_error(504), "timeout");
     assert!(started.elapsed() < Duration::from_secs(5));
     eventually(Duration::from_secs(5), "the timed-out sleep stops", async || {
-        engine.sleeping() == 0
+        engine.sleeping(&db) == 0
     })
     .await;
 
@@ -540,7 +540,7 @@ async fn mariadb_pool_exhaustion_is_503_with_retry_after() {
     an_exhausted_pool_answers_503(Mariadb).await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_host_recovers_when_postgres_restarts_under_load() {
     let mut pg = PgServer::start();
     let server = TestServer::start().await;
@@ -574,9 +574,10 @@ async fn the_host_recovers_when_postgres_restarts_under_load() {
         }));
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
-    pg.halt();
+    // The load keeps running on the other worker while these block.
+    tokio::task::block_in_place(|| pg.halt());
     tokio::time::sleep(Duration::from_secs(1)).await;
-    pg.resume();
+    tokio::task::block_in_place(|| pg.resume());
     // Recovery: once the server is back, every request succeeds again, by itself.
     eventually(Duration::from_secs(10), "queries succeed after the restart", async || {
         query(&server, &id, json!({"sql": "SELECT 1"})).await.status == 200

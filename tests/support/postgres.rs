@@ -280,6 +280,7 @@ impl PgServer {
                 std::fs::read_to_string(self.dir.join("log")).unwrap_or_default()
             )
         });
+        self.spawn_watchdog();
     }
 
     /// Stops the server by pid (fast shutdown), waits for it, and removes its directory.

@@ -147,10 +147,17 @@ mod tests {
         let meter = PoolMeter::default();
         let ok: Result<u8, &str> = meter.acquire(async { Ok(1) }, |_| true).await;
         assert_eq!(ok, Ok(1));
-        let _ = meter.acquire(async { Err::<u8, _>("timed out") }, |e| *e == "timed out").await;
-        let _ = meter.acquire(async { Err::<u8, _>("refused") }, |e| *e == "timed out").await;
+        let _ = meter
+            .acquire(async { Err::<u8, _>("timed out") }, |e| *e == "timed out")
+            .await;
+        let _ = meter
+            .acquire(async { Err::<u8, _>("refused") }, |e| *e == "timed out")
+            .await;
         let status = meter.status(5, 3, 1);
-        assert_eq!((status.acquired, status.timeouts, status.waiting), (1, 1, 0));
+        assert_eq!(
+            (status.acquired, status.timeouts, status.waiting),
+            (1, 1, 0)
+        );
         assert_eq!(status.in_use, 2);
     }
 }

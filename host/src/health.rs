@@ -94,7 +94,10 @@ impl HealthMonitor {
 }
 
 /// Runs check rounds until aborted.
-pub fn spawn_checker(service: Arc<Service>, settings: HealthSettings) -> tokio::task::JoinHandle<()> {
+pub fn spawn_checker(
+    service: Arc<Service>,
+    settings: HealthSettings,
+) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let limit = Arc::new(tokio::sync::Semaphore::new(settings.concurrency.max(1)));
         loop {

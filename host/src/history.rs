@@ -64,7 +64,10 @@ pub struct History {
 
 impl History {
     /// Starts the writer over `store`; returns the sender and the writer's task.
-    pub fn start(store: Store, settings: HistorySettings) -> (History, tokio::task::JoinHandle<()>) {
+    pub fn start(
+        store: Store,
+        settings: HistorySettings,
+    ) -> (History, tokio::task::JoinHandle<()>) {
         let (tx, rx) = mpsc::channel(QUEUE);
         let task = tokio::spawn(write(store, settings.clone(), rx));
         (History { tx, settings }, task)
@@ -116,12 +119,12 @@ async fn write(store: Store, settings: HistorySettings, mut rx: mpsc::Receiver<M
                         Message::Flush(done) => flushed.push(done),
                     }
                 }
-                if !records.is_empty() {
-                    if let Err(e) = store.insert_history(&records).await {
-                        metrics::counter!("plugboard_history_dropped_total")
-                            .increment(records.len() as u64);
-                        tracing::warn!(error = %e, records = records.len(), "could not record query history");
-                    }
+                if !records.is_empty()
+                    && let Err(e) = store.insert_history(&records).await
+                {
+                    metrics::counter!("plugboard_history_dropped_total")
+                        .increment(records.len() as u64);
+                    tracing::warn!(error = %e, records = records.len(), "could not record query history");
                 }
                 for done in flushed.drain(..) {
                     let _ = done.send(());

@@ -339,7 +339,9 @@ impl TransactionInput {
     pub fn validate(self) -> Result<ValidTransaction, Vec<String>> {
         let mut problems = Vec::new();
         if self.statements.is_empty() || self.statements.len() > MAX_STATEMENTS {
-            problems.push(format!("statements must hold 1 to {MAX_STATEMENTS} statements"));
+            problems.push(format!(
+                "statements must hold 1 to {MAX_STATEMENTS} statements"
+            ));
         }
         let limit = self.limit.unwrap_or(DEFAULT_LIMIT);
         let mut statements = Vec::with_capacity(self.statements.len());

@@ -83,7 +83,10 @@ pub fn render(handle: &PrometheusHandle, service: &Service) -> String {
         gauge("plugboard_pool_max_size", f64::from(pool.max_size));
         gauge("plugboard_pool_waiting", pool.waiting as f64);
         gauge("plugboard_pool_timeouts", pool.timeouts as f64);
-        gauge("plugboard_pool_acquire_p99_seconds", pool.acquire_ms.p99 / 1000.0);
+        gauge(
+            "plugboard_pool_acquire_p99_seconds",
+            pool.acquire_ms.p99 / 1000.0,
+        );
     }
     metrics::gauge!("plugboard_sessions_open").set(service.sessions.open_count() as f64);
     metrics::gauge!("plugboard_queries_running").set(service.running.count() as f64);

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use plugboard_connector::{
     ColumnMeta, ConnectionConfig, Error as PluginError, IntrospectOptions, QueryRequest,
-    ResultStream, Row, SchemaInfo, ServerInfo, Session, TransactionError, Value,
+    ResultStream, Row, SchemaInfo, ServerInfo, Session, StatementResult, TransactionError, Value,
 };
 use serde::Serialize;
 
@@ -163,13 +163,38 @@ pub struct SchemaView {
 #[derive(Debug, Clone, Serialize)]
 pub struct QueryResult {
     pub query_id: String,
+    #[serde(flatten)]
+    pub result: ResultSet,
+    pub elapsed_ms: f64,
+}
+
+/// Columns and rows as JSON, at most a limit of them: a query's answer, or one statement's
+/// in a transaction.
+#[derive(Debug, Clone, Serialize)]
+pub struct ResultSet {
     pub columns: Vec<ColumnMeta>,
     pub rows: Vec<Vec<serde_json::Value>>,
     pub row_count: usize,
     pub truncated: bool,
+    /// Rows changed, for a statement that returns none.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rows_affected: Option<u64>,
-    pub elapsed_ms: f64,
+}
+
+impl From<StatementResult> for ResultSet {
+    fn from(r: StatementResult) -> Self {
+        ResultSet {
+            row_count: r.rows.len(),
+            rows: r
+                .rows
+                .iter()
+                .map(|row| row.iter().map(Value::to_json).collect())
+                .collect(),
+            columns: r.columns,
+            truncated: r.truncated,
+            rows_affected: r.rows_affected,
+        }
+    }
 }
 
 /// How long a health check waits for its test.
@@ -179,9 +204,10 @@ const HEALTH_CHECK_TIMEOUT: Duration = Duration::from_secs(15);
 pub const PULL_ROWS: usize = 1_000;
 
 /// How long past a query's own deadline the host waits before dropping it: the plugin
-/// enforces the deadline on the server and should answer first; this catches one that
-/// does not.
-const DEADLINE_GRACE: Duration = Duration::from_secs(2);
+/// enforces the deadline on the server and should answer first (a WASM plugin's calls get
+/// 2 s of grace, so this is longer, for their more precise message); this catches one
+/// that does not.
+const DEADLINE_GRACE: Duration = Duration::from_secs(5);
 
 /// Attempts at a test or an introspection that fails transiently, and the first pause
 /// between them (doubled each time).
@@ -538,7 +564,12 @@ impl Service {
 
     /// Starts a query: registers it (so it can be listed and cancelled) and waits for the
     /// plugin to start it. The caller pulls the rows and finishes the ticket.
-    pub async fn start_query(&self, id: &str, query: ValidQuery, caller: &Caller) -> Result<QueryRun> {
+    pub async fn start_query(
+        &self,
+        id: &str,
+        query: ValidQuery,
+        caller: &Caller,
+    ) -> Result<QueryRun> {
         let (session, engine) = self.session_and_engine(id).await?;
         let ticket = Ticket::start(
             &self.running,
@@ -622,11 +653,13 @@ impl Service {
         ticket.finish(Outcome::Ok);
         Ok(QueryResult {
             query_id,
-            columns,
-            row_count: rows.len(),
-            rows,
-            truncated,
-            rows_affected,
+            result: ResultSet {
+                columns,
+                row_count: rows.len(),
+                rows,
+                truncated,
+                rows_affected,
+            },
             elapsed_ms,
         })
     }
@@ -650,7 +683,11 @@ impl Service {
             caller.who.clone(),
             &text.join(";\n"),
         );
-        let total_timeout: u64 = valid.statements.iter().map(|s| u64::from(s.timeout_ms)).sum();
+        let total_timeout: u64 = valid
+            .statements
+            .iter()
+            .map(|s| u64::from(s.timeout_ms))
+            .sum();
         let deadline =
             tokio::time::Instant::now() + Duration::from_millis(total_timeout) + DEADLINE_GRACE;
         let requests = valid
@@ -670,28 +707,13 @@ impl Service {
         };
         match outcome {
             Ok(results) => {
-                let statements: Vec<QueryResult> = results
-                    .into_iter()
-                    .map(|r| QueryResult {
-                        query_id: ticket.id().to_owned(),
-                        row_count: r.rows.len(),
-                        rows: r
-                            .rows
-                            .iter()
-                            .map(|row| row.iter().map(Value::to_json).collect())
-                            .collect(),
-                        columns: r.columns,
-                        truncated: r.truncated,
-                        rows_affected: r.rows_affected,
-                        elapsed_ms: 0.0,
-                    })
-                    .collect();
+                let statements: Vec<ResultSet> = results.into_iter().map(ResultSet::from).collect();
                 ticket.add_rows(statements.iter().map(|s| s.row_count).sum());
                 let result = TransactionResult {
                     query_id: ticket.id().to_owned(),
                     committed: true,
                     elapsed_ms: round_ms(ticket.elapsed()),
-                    statements: statements.into_iter().map(StatementView::from).collect(),
+                    statements,
                 };
                 ticket.finish(Outcome::Ok);
                 Ok(result)
@@ -789,31 +811,8 @@ fn host_deadline() -> PluginError {
 pub struct TransactionResult {
     pub query_id: String,
     pub committed: bool,
-    pub statements: Vec<StatementView>,
+    pub statements: Vec<ResultSet>,
     pub elapsed_ms: f64,
-}
-
-/// One statement's result in a transaction.
-#[derive(Debug, Clone, Serialize)]
-pub struct StatementView {
-    pub columns: Vec<ColumnMeta>,
-    pub rows: Vec<Vec<serde_json::Value>>,
-    pub row_count: usize,
-    pub truncated: bool,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub rows_affected: Option<u64>,
-}
-
-impl From<QueryResult> for StatementView {
-    fn from(r: QueryResult) -> Self {
-        StatementView {
-            columns: r.columns,
-            rows: r.rows,
-            row_count: r.row_count,
-            truncated: r.truncated,
-            rows_affected: r.rows_affected,
-        }
-    }
 }
 
 /// `GET /api/v1/connections/{id}/pool`.

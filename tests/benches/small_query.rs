@@ -29,7 +29,9 @@ struct Figures {
 
 fn figures(mut latencies_us: Vec<f64>, elapsed: Duration) -> Figures {
     latencies_us.sort_by(f64::total_cmp);
-    let at = |q: f64| latencies_us[((latencies_us.len() as f64 * q) as usize).min(latencies_us.len() - 1)];
+    let at = |q: f64| {
+        latencies_us[((latencies_us.len() as f64 * q) as usize).min(latencies_us.len() - 1)]
+    };
     Figures {
         p50_ms: at(0.50) / 1000.0,
         p99_ms: at(0.99) / 1000.0,
@@ -153,7 +155,11 @@ async fn main() {
         if clients == 1 {
             println!(
                 "target p50 <= {TARGET_P50_MS} ms at one client: {}",
-                if ours.p50_ms <= TARGET_P50_MS { "met" } else { "MISSED" }
+                if ours.p50_ms <= TARGET_P50_MS {
+                    "met"
+                } else {
+                    "MISSED"
+                }
             );
         }
     }

@@ -344,9 +344,15 @@ async fn plugin_check_runs_the_fixture_free_checks_against_a_live_server() {
 async fn a_read_only_connection_has_clickhouse_refuse_writes() {
     let ch = ClickHouseServer::shared();
     let db = ch.create_database("ro");
-    ch.admin(&format!("CREATE TABLE {db}.t (id UInt64) ENGINE = MergeTree ORDER BY id"));
+    ch.admin(&format!(
+        "CREATE TABLE {db}.t (id UInt64) ENGINE = MergeTree ORDER BY id"
+    ));
     let server = TestServer::start().await;
-    wasm::install(CLICKHOUSE, &server.data_dir.join("plugins"), "clickhouse.wasm");
+    wasm::install(
+        CLICKHOUSE,
+        &server.data_dir.join("plugins"),
+        "clickhouse.wasm",
+    );
     wait_for_plugins(&server, |p| named(p, "name", "clickhouse").is_some()).await;
     let id = server
         .create(json!({

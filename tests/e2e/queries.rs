@@ -128,16 +128,20 @@ async fn eventually(within: Duration, what: &str, mut check: impl AsyncFnMut() -
 /// Waits until the server lists exactly one running query, and returns its id.
 async fn running_query(server: &TestServer) -> String {
     let mut id = String::new();
-    eventually(Duration::from_secs(10), "the query is listed as running", async || {
-        let list = server.get("/api/v1/queries/running").await;
-        match list.body["queries"].as_array().map(Vec::as_slice) {
-            Some([q]) => {
-                id = q["id"].as_str().unwrap().to_owned();
-                true
+    eventually(
+        Duration::from_secs(10),
+        "the query is listed as running",
+        async || {
+            let list = server.get("/api/v1/queries/running").await;
+            match list.body["queries"].as_array().map(Vec::as_slice) {
+                Some([q]) => {
+                    id = q["id"].as_str().unwrap().to_owned();
+                    true
+                }
+                _ => false,
             }
-            _ => false,
-        }
-    })
+        },
+    )
     .await;
     id
 }
@@ -168,11 +172,19 @@ async fn streams_every_format(engine: Engine, rows: u32) {
     assert_eq!(lines.count() + 1, rows as usize);
 
     let response = streamed(&server, &id, "csv", &sql).await;
-    assert_eq!(response.headers()["content-type"], "text/csv; charset=utf-8");
+    assert_eq!(
+        response.headers()["content-type"],
+        "text/csv; charset=utf-8"
+    );
     let body = response.text().await.unwrap();
     let mut lines = body.lines();
     assert_eq!(lines.next().unwrap(), "id,n,f,label,amount,at,even");
-    assert!(lines.next().unwrap().starts_with("1,1,0.5,row 1,0.333333,2024-01-01"));
+    assert!(
+        lines
+            .next()
+            .unwrap()
+            .starts_with("1,1,0.5,row 1,0.333333,2024-01-01")
+    );
     assert_eq!(lines.count() + 1, rows as usize);
 
     let response = streamed(&server, &id, "arrow", &sql).await;
@@ -218,7 +230,10 @@ async fn streams_every_format(engine: Engine, rows: u32) {
         .send()
         .await
         .unwrap();
-    assert_eq!(Reply::from(response).await.expect_error(406), "not_acceptable");
+    assert_eq!(
+        Reply::from(response).await.expect_error(406),
+        "not_acceptable"
+    );
     server.stop().await;
 }
 
@@ -258,9 +273,11 @@ async fn cancels_on_the_server(engine: Engine) {
     let reply = request.await.unwrap();
     assert_eq!(reply.expect_error(409), "cancelled");
     assert!(started.elapsed() < Duration::from_secs(5));
-    eventually(Duration::from_secs(5), "the cancelled sleep stops on the server", async || {
-        engine.sleeping(&db) == 0
-    })
+    eventually(
+        Duration::from_secs(5),
+        "the cancelled sleep stops on the server",
+        async || engine.sleeping(&db) == 0,
+    )
     .await;
     let reply = server.delete(&format!("/api/v1/queries/{query_id}")).await;
     assert_eq!(reply.expect_error(404), "not_found");
@@ -279,20 +296,31 @@ async fn cancels_on_the_server(engine: Engine) {
     };
     running_query(&server).await;
     request.abort();
-    eventually(Duration::from_secs(5), "a disconnected client's query stops", async || {
-        engine.sleeping(&db) == 0
-            && server.get("/api/v1/queries/running").await.body["queries"] == json!([])
-    })
+    eventually(
+        Duration::from_secs(5),
+        "a disconnected client's query stops",
+        async || {
+            engine.sleeping(&db) == 0
+                && server.get("/api/v1/queries/running").await.body["queries"] == json!([])
+        },
+    )
     .await;
 
     // By deadline.
     let started = Instant::now();
-    let reply = query(&server, &id, json!({"sql": engine.sleep(30), "timeout_ms": 500})).await;
+    let reply = query(
+        &server,
+        &id,
+        json!({"sql": engine.sleep(30), "timeout_ms": 500}),
+    )
+    .await;
     assert_eq!(reply.expect_error(504), "timeout");
     assert!(started.elapsed() < Duration::from_secs(5));
-    eventually(Duration::from_secs(5), "the timed-out sleep stops", async || {
-        engine.sleeping(&db) == 0
-    })
+    eventually(
+        Duration::from_secs(5),
+        "the timed-out sleep stops",
+        async || engine.sleeping(&db) == 0,
+    )
     .await;
 
     // The connection still serves, and the history has all three.
@@ -307,7 +335,12 @@ async fn cancels_on_the_server(engine: Engine) {
         .iter()
         .map(|q| q["status"].as_str().unwrap())
         .collect();
-    assert_eq!(statuses, ["ok", "timeout", "cancelled", "cancelled"], "{}", history.text);
+    assert_eq!(
+        statuses,
+        ["ok", "timeout", "cancelled", "cancelled"],
+        "{}",
+        history.text
+    );
     server.stop().await;
 }
 
@@ -385,7 +418,10 @@ async fn transactions_are_all_or_nothing(engine: Engine) {
     )
     .await;
     assert_eq!(after.body["rows"][0][0], 2, "{}", after.text);
-    assert_eq!(after.body["rows"][0][1].to_string().trim_matches('"'), "150");
+    assert_eq!(
+        after.body["rows"][0][1].to_string().trim_matches('"'),
+        "150"
+    );
 
     // Bad input is refused before anything runs.
     let reply = server.post(&path, json!({"statements": []})).await;
@@ -451,7 +487,11 @@ async fn read_only_is_enforced_by_the_engine(engine: Engine) {
     assert_eq!(reply.expect_error(400), "query");
 
     let count = query(&server, &writer, json!({"sql": "SELECT count(*) FROM t"})).await;
-    assert_eq!(count.body["rows"][0][0], 0, "nothing was written: {}", count.text);
+    assert_eq!(
+        count.body["rows"][0][0], 0,
+        "nothing was written: {}",
+        count.text
+    );
     server.stop().await;
 }
 
@@ -555,7 +595,10 @@ async fn the_host_recovers_when_postgres_restarts_under_load() {
     let stop = stop_flag();
     let mut load = Vec::new();
     for _ in 0..4 {
-        let (url, stop) = (server.url(&format!("/api/v1/connections/{id}/query")), stop.clone());
+        let (url, stop) = (
+            server.url(&format!("/api/v1/connections/{id}/query")),
+            stop.clone(),
+        );
         load.push(tokio::spawn(async move {
             let client = reqwest::Client::new();
             let mut statuses = Vec::new();
@@ -579,9 +622,11 @@ async fn the_host_recovers_when_postgres_restarts_under_load() {
     tokio::time::sleep(Duration::from_secs(1)).await;
     tokio::task::block_in_place(|| pg.resume());
     // Recovery: once the server is back, every request succeeds again, by itself.
-    eventually(Duration::from_secs(10), "queries succeed after the restart", async || {
-        query(&server, &id, json!({"sql": "SELECT 1"})).await.status == 200
-    })
+    eventually(
+        Duration::from_secs(10),
+        "queries succeed after the restart",
+        async || query(&server, &id, json!({"sql": "SELECT 1"})).await.status == 200,
+    )
     .await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     stop.store(true, std::sync::atomic::Ordering::SeqCst);
@@ -627,7 +672,9 @@ async fn history_records_queries_with_filters_paging_and_retention() {
             .await
             .unwrap();
     }
-    let all = server.get(&format!("/api/v1/queries?connection_id={id}")).await;
+    let all = server
+        .get(&format!("/api/v1/queries?connection_id={id}"))
+        .await;
     let queries = all.body["queries"].as_array().unwrap();
     assert_eq!(queries.len(), 4, "{}", all.text);
     let failed = &queries[1];
@@ -654,7 +701,13 @@ async fn history_records_queries_with_filters_paging_and_retention() {
         .get("/api/v1/queries?since=2999-01-01T00:00:00Z")
         .await;
     assert_eq!(future.body["queries"], json!([]));
-    for bad in ["status=weird", "limit=0", "since=yesterday", "offset=-1", "colour=red"] {
+    for bad in [
+        "status=weird",
+        "limit=0",
+        "since=yesterday",
+        "offset=-1",
+        "colour=red",
+    ] {
         let reply = server.get(&format!("/api/v1/queries?{bad}")).await;
         assert_eq!(reply.expect_error(400), "bad_query_string", "{bad}");
     }
@@ -670,7 +723,11 @@ async fn history_records_queries_with_filters_paging_and_retention() {
     assert_eq!(reply.status, 200, "{}", reply.text);
     let all = server.get("/api/v1/queries").await;
     let queries = all.body["queries"].as_array().unwrap();
-    assert!(queries.len() <= 3, "pruned to two, plus the new one: {}", all.text);
+    assert!(
+        queries.len() <= 3,
+        "pruned to two, plus the new one: {}",
+        all.text
+    );
     assert_eq!(queries[0]["sql"], "SELECT 'kept' AS text");
     server.stop().await;
 }
@@ -694,29 +751,45 @@ async fn health_checks_connections_in_the_background() {
     bad_body["port"] = json!(plugboard_tests::free_port());
     let bad = server.create(bad_body).await;
     // The checker finds the unreachable one without being asked.
-    eventually(Duration::from_secs(10), "the checker marks the host degraded", async || {
-        server.get("/health").await.body["status"] == "degraded"
-    })
+    eventually(
+        Duration::from_secs(10),
+        "the checker marks the host degraded",
+        async || server.get("/health").await.body["status"] == "degraded",
+    )
     .await;
     let health = server.get("/health").await;
     assert_eq!(health.body["connections"]["failing"], 1, "{}", health.text);
 
-    let reply = server.get(&format!("/api/v1/connections/{good}/health")).await;
+    let reply = server
+        .get(&format!("/api/v1/connections/{good}/health"))
+        .await;
     assert_eq!(reply.status, 200, "{}", reply.text);
     assert_eq!(reply.body["status"], "healthy");
     assert!(reply.body["response_ms"].as_f64().unwrap() > 0.0);
     let checks = reply.body["checks"].as_array().unwrap();
-    assert!(checks.len() >= 2, "background checks and this one: {}", reply.text);
+    assert!(
+        checks.len() >= 2,
+        "background checks and this one: {}",
+        reply.text
+    );
     assert!(checks[0]["server_version"].is_string());
 
-    let reply = server.get(&format!("/api/v1/connections/{bad}/health")).await;
+    let reply = server
+        .get(&format!("/api/v1/connections/{bad}/health"))
+        .await;
     assert_eq!(reply.body["status"], "unhealthy");
     assert_eq!(reply.body["checks"][0]["error"]["code"], "connection");
     let reply = server.get("/api/v1/connections/nope/health").await;
     assert_eq!(reply.expect_error(404), "not_found");
 
     // Deleting the failing connection makes the host healthy again.
-    assert_eq!(server.delete(&format!("/api/v1/connections/{bad}")).await.status, 204);
+    assert_eq!(
+        server
+            .delete(&format!("/api/v1/connections/{bad}"))
+            .await
+            .status,
+        204
+    );
     eventually(Duration::from_secs(5), "healthy again", async || {
         server.get("/health").await.body["status"] == "healthy"
     })
@@ -727,9 +800,14 @@ async fn health_checks_connections_in_the_background() {
 #[tokio::test]
 async fn metrics_count_requests_queries_pools_and_checks() {
     let (server, id, _) = setup(Postgres, "metrics", json!({})).await;
-    assert_eq!(query(&server, &id, json!({"sql": "SELECT 1"})).await.status, 200);
+    assert_eq!(
+        query(&server, &id, json!({"sql": "SELECT 1"})).await.status,
+        200
+    );
     let _ = query(&server, &id, json!({"sql": "SELEC 1"})).await;
-    let _ = server.get(&format!("/api/v1/connections/{id}/health")).await;
+    let _ = server
+        .get(&format!("/api/v1/connections/{id}/health"))
+        .await;
     let response = reqwest::get(server.url("/metrics")).await.unwrap();
     assert_eq!(response.status(), 200);
     assert!(

@@ -46,7 +46,12 @@ impl Format {
         };
         let mut any = false;
         for media in accept.split(',') {
-            let media = media.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+            let media = media
+                .split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase();
             let format = match media.as_str() {
                 "application/json" => Format::Json,
                 "application/x-ndjson" | "application/ndjson" | "application/jsonl" => {
@@ -260,7 +265,9 @@ impl Encoder for Csv {
                     | Value::Time(s)
                     | Value::Timestamp(s) => write_csv_field(s, out),
                     Value::Bytes(b) => out.extend_from_slice(
-                        base64::engine::general_purpose::STANDARD.encode(b).as_bytes(),
+                        base64::engine::general_purpose::STANDARD
+                            .encode(b)
+                            .as_bytes(),
                     ),
                     Value::Json(_) | Value::Array(_) => {
                         write_csv_field(&value.to_json().to_string(), out)
@@ -332,7 +339,10 @@ struct Arrow {
 
 impl Arrow {
     fn new(columns: &[ColumnMeta]) -> Arrow {
-        let kinds: Vec<ArrowKind> = columns.iter().map(|c| ArrowKind::of(c.common_type)).collect();
+        let kinds: Vec<ArrowKind> = columns
+            .iter()
+            .map(|c| ArrowKind::of(c.common_type))
+            .collect();
         let fields: Vec<Field> = columns
             .iter()
             .zip(&kinds)
@@ -557,14 +567,20 @@ mod tests {
     fn negotiation_prefers_the_query_string_then_accept() {
         let n = Format::negotiate;
         assert_eq!(n(None, None).unwrap(), Format::Json);
-        assert_eq!(n(Some("csv"), Some("application/json")).unwrap(), Format::Csv);
+        assert_eq!(
+            n(Some("csv"), Some("application/json")).unwrap(),
+            Format::Csv
+        );
         assert_eq!(n(None, Some("text/csv;q=0.9, */*")).unwrap(), Format::Csv);
         assert_eq!(n(None, Some("*/*")).unwrap(), Format::Json);
         assert_eq!(
             n(None, Some("application/vnd.apache.arrow.stream")).unwrap(),
             Format::Arrow
         );
-        assert_eq!(n(Some("xml"), None).unwrap_err().status, StatusCode::BAD_REQUEST);
+        assert_eq!(
+            n(Some("xml"), None).unwrap_err().status,
+            StatusCode::BAD_REQUEST
+        );
         assert_eq!(
             n(None, Some("text/html")).unwrap_err().status,
             StatusCode::NOT_ACCEPTABLE
@@ -574,8 +590,10 @@ mod tests {
     #[test]
     fn ndjson_is_one_object_per_row() {
         let text = String::from_utf8(encode(Format::Ndjson)).unwrap();
-        let lines: Vec<serde_json::Value> =
-            text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        let lines: Vec<serde_json::Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
         assert_eq!(lines.len(), 2);
         assert_eq!(lines[0]["name, \"quoted\""], "a,b\n\"c\"");
         assert_eq!(lines[1]["at"], serde_json::Value::Null);
@@ -625,6 +643,9 @@ mod tests {
             Value::Null,
         ]];
         let err = encoder.rows(&bad, &mut out).unwrap_err();
-        assert!(err.contains("column `at`") && err.contains("infinity"), "{err}");
+        assert!(
+            err.contains("column `at`") && err.contains("infinity"),
+            "{err}"
+        );
     }
 }

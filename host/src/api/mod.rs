@@ -11,8 +11,8 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::http::StatusCode;
 use axum::extract::State;
+use axum::http::StatusCode;
 use axum::routing::{delete, get, post};
 use tower_http::trace::TraceLayer;
 

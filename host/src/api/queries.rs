@@ -95,7 +95,10 @@ pub async fn query(
     }));
     Ok((
         [
-            (CONTENT_TYPE, HeaderValue::from_static(format.content_type())),
+            (
+                CONTENT_TYPE,
+                HeaderValue::from_static(format.content_type()),
+            ),
             (QUERY_ID_HEADER.parse().expect("a header name"), query_id),
         ],
         body,

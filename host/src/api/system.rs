@@ -32,7 +32,9 @@ pub async fn health(State(service): State<Arc<Service>>) -> impl IntoResponse {
         reasons.push(format!("{rejected} plugin file(s) rejected"));
     }
     if failing > 0 {
-        reasons.push(format!("{failing} connection(s) failed their last health check"));
+        reasons.push(format!(
+            "{failing} connection(s) failed their last health check"
+        ));
     }
     let (status, code) = if store["status"] != "ok" {
         reasons.insert(0, "the registry store does not answer".into());

@@ -32,9 +32,9 @@ pub(super) const LEDGER: &str = "CREATE TABLE IF NOT EXISTS plugboard_migrations
 
 pub(super) const MIGRATIONS: &[Migration] = &[
     Migration {
-    version: 1,
-    description: "connections, their secrets and schema snapshots",
-    sqlite: "
+        version: 1,
+        description: "connections, their secrets and schema snapshots",
+        sqlite: "
 CREATE TABLE connections (
     id TEXT PRIMARY KEY,
     name TEXT NOT NULL UNIQUE,
@@ -66,7 +66,7 @@ CREATE TABLE schema_snapshots (
 );
 CREATE INDEX schema_snapshots_by_connection ON schema_snapshots (connection_id, options, id);
 ",
-    postgres: "
+        postgres: "
 CREATE TABLE connections (
     id TEXT PRIMARY KEY,
     name TEXT NOT NULL UNIQUE,
@@ -102,41 +102,27 @@ CREATE INDEX schema_snapshots_by_connection ON schema_snapshots (connection_id, 
     Migration {
         version: 2,
         description: "query history",
-        sqlite: "
-CREATE TABLE query_history (
-    id TEXT PRIMARY KEY,
-    connection_id TEXT NOT NULL,
-    engine TEXT NOT NULL,
-    kind TEXT NOT NULL,
-    who TEXT,
-    started_at TEXT NOT NULL,
-    duration_ms DOUBLE PRECISION NOT NULL,
-    row_count BIGINT NOT NULL,
-    status TEXT NOT NULL,
-    error_code TEXT,
-    sql_hash TEXT NOT NULL,
-    sql_text TEXT
-);
-CREATE INDEX query_history_by_time ON query_history (started_at);
-CREATE INDEX query_history_by_connection ON query_history (connection_id, started_at);
-",
-        postgres: "
-CREATE TABLE query_history (
-    id TEXT PRIMARY KEY,
-    connection_id TEXT NOT NULL,
-    engine TEXT NOT NULL,
-    kind TEXT NOT NULL,
-    who TEXT,
-    started_at TEXT NOT NULL,
-    duration_ms DOUBLE PRECISION NOT NULL,
-    row_count BIGINT NOT NULL,
-    status TEXT NOT NULL,
-    error_code TEXT,
-    sql_hash TEXT NOT NULL,
-    sql_text TEXT
-);
-CREATE INDEX query_history_by_time ON query_history (started_at);
-CREATE INDEX query_history_by_connection ON query_history (connection_id, started_at);
-",
+        sqlite: QUERY_HISTORY,
+        postgres: QUERY_HISTORY,
     },
 ];
+
+/// The same text serves both dialects.
+const QUERY_HISTORY: &str = "
+CREATE TABLE query_history (
+    id TEXT PRIMARY KEY,
+    connection_id TEXT NOT NULL,
+    engine TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    who TEXT,
+    started_at TEXT NOT NULL,
+    duration_ms DOUBLE PRECISION NOT NULL,
+    row_count BIGINT NOT NULL,
+    status TEXT NOT NULL,
+    error_code TEXT,
+    sql_hash TEXT NOT NULL,
+    sql_text TEXT
+);
+CREATE INDEX query_history_by_time ON query_history (started_at);
+CREATE INDEX query_history_by_connection ON query_history (connection_id, started_at);
+";

@@ -4,8 +4,8 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use plugboard_connector::{ConnectionConfig, Error, PoolMeter, PoolSettings, PoolStatus, Result};
-use sqlx::pool::PoolConnection;
 use sqlx::mysql::{MySqlConnectOptions, MySqlPoolOptions, MySqlSslMode};
+use sqlx::pool::PoolConnection;
 use sqlx::{ConnectOptions as _, Connection as _, MySql, MySqlPool, TransactionManager as _};
 
 pub(crate) const KNOWN_OPTIONS: &[&str] = &[

@@ -47,6 +47,18 @@ impl Killer {
         self.deadline.is_some_and(|d| Instant::now() >= d)
     }
 
+    /// Kills the query once `timeout` passes, unless the returned task is aborted first.
+    fn watch(&self, timeout: Option<Duration>) -> Option<tokio::task::JoinHandle<()>> {
+        timeout.map(|t| {
+            let killer = self.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(t).await;
+                killer.fired.store(true, Ordering::SeqCst);
+                killer.kill().await;
+            })
+        })
+    }
+
     /// `KILL QUERY` from a new connection (the pool may be exhausted by the very query).
     async fn kill(&self) {
         if let Ok(mut conn) = self.options.connect().await {
@@ -74,6 +86,26 @@ fn bind(arguments: &mut MySqlArguments, value: &Value) -> std::result::Result<()
         Value::Json(_) | Value::Array(_) => arguments.add(value.to_json().to_string()),
     };
     result.map_err(|e| e.to_string())
+}
+
+/// Prepares the statement (from the connection's cache when it can); returns its columns
+/// and the parameters bound, checked against the count it takes.
+async fn prepare(
+    conn: &mut MySqlConnection,
+    request: &QueryRequest,
+) -> Result<(Vec<ColumnMeta>, MySqlArguments)> {
+    let statement = conn
+        .prepare(&request.sql)
+        .await
+        .map_err(|e| error::map(e, "preparing the query", false))?;
+    let columns = columns_of(&statement);
+    check_parameter_count(&statement, request.params.len())?;
+    let mut arguments = MySqlArguments::default();
+    for (i, value) in request.params.iter().enumerate() {
+        bind(&mut arguments, value)
+            .map_err(|e| Error::InvalidInput(format!("parameter {}: {e}", i + 1)))?;
+    }
+    Ok((columns, arguments))
 }
 
 fn columns_of(statement: &sqlx::mysql::MySqlStatement<'_>) -> Vec<ColumnMeta> {
@@ -134,17 +166,7 @@ pub(crate) async fn start(
     if target.read_only {
         begin_read_only(&mut conn).await?;
     }
-    let statement = (&mut *conn)
-        .prepare(&request.sql)
-        .await
-        .map_err(|e| error::map(e, "preparing the query", false))?;
-    let columns = columns_of(&statement);
-    check_parameter_count(&statement, request.params.len())?;
-    let mut arguments = MySqlArguments::default();
-    for (i, value) in request.params.iter().enumerate() {
-        bind(&mut arguments, value)
-            .map_err(|e| Error::InvalidInput(format!("parameter {}: {e}", i + 1)))?;
-    }
+    let (columns, arguments) = prepare(&mut conn, &request).await?;
 
     let timeout = request
         .timeout_ms
@@ -179,14 +201,7 @@ async fn produce(
     killer: Killer,
     timeout: Option<Duration>,
 ) {
-    let watchdog = timeout.map(|t| {
-        let killer = killer.clone();
-        tokio::spawn(async move {
-            tokio::time::sleep(t).await;
-            killer.fired.store(true, Ordering::SeqCst);
-            killer.kill().await;
-        })
-    });
+    let watchdog = killer.watch(timeout);
     let mut batch: Vec<Row> = Vec::with_capacity(BATCH_ROWS);
     let last = {
         let mut rows = (&mut *conn).fetch_many(sqlx::query_with(&sql, arguments));
@@ -284,21 +299,16 @@ pub(crate) async fn transaction(
     })?;
     let mut results = Vec::with_capacity(statements.len());
     for (i, request) in statements.into_iter().enumerate() {
-        let timeout = request.timeout_ms.map(|ms| Duration::from_millis(ms.into()));
+        let timeout = request
+            .timeout_ms
+            .map(|ms| Duration::from_millis(ms.into()));
         let killer = Killer {
             options: target.options.clone(),
             connection_id,
             deadline: timeout.map(|t| Instant::now() + t),
             fired: Arc::new(AtomicBool::new(false)),
         };
-        let watchdog = timeout.map(|t| {
-            let killer = killer.clone();
-            tokio::spawn(async move {
-                tokio::time::sleep(t).await;
-                killer.fired.store(true, Ordering::SeqCst);
-                killer.kill().await;
-            })
-        });
+        let watchdog = killer.watch(timeout);
         let result = run_statement(&mut tx, &request, max_rows, &killer).await;
         if let Some(w) = watchdog {
             w.abort();
@@ -325,17 +335,7 @@ async fn run_statement(
     max_rows: usize,
     killer: &Killer,
 ) -> Result<StatementResult> {
-    let statement = (&mut *conn)
-        .prepare(&request.sql)
-        .await
-        .map_err(|e| error::map(e, "preparing the statement", false))?;
-    let columns = columns_of(&statement);
-    check_parameter_count(&statement, request.params.len())?;
-    let mut arguments = MySqlArguments::default();
-    for (i, value) in request.params.iter().enumerate() {
-        bind(&mut arguments, value)
-            .map_err(|e| Error::InvalidInput(format!("parameter {}: {e}", i + 1)))?;
-    }
+    let (columns, arguments) = prepare(conn, request).await?;
     let width = columns.len();
     let mut out = StatementResult {
         columns,

@@ -6,7 +6,9 @@ use std::time::Duration;
 use plugboard_connector::{ConnectionConfig, Error, PoolMeter, PoolSettings, PoolStatus, Result};
 use sqlx::pool::PoolConnection;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgSslMode};
-use sqlx::{ConnectOptions, Connection as _, Executor as _, PgPool, Postgres, TransactionManager as _};
+use sqlx::{
+    ConnectOptions, Connection as _, Executor as _, PgPool, Postgres, TransactionManager as _,
+};
 
 /// The options this plugin understands; any other key is a configuration error, so a typo
 /// (`sslmod`) is reported instead of silently ignored.

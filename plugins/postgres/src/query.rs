@@ -286,7 +286,11 @@ pub(crate) async fn transaction(
     max_rows: usize,
 ) -> std::result::Result<Vec<StatementResult>, TransactionError> {
     let mut conn = pool.acquire().await.map_err(TransactionError::outside)?;
-    let begin = if read_only { "BEGIN READ ONLY" } else { "BEGIN" };
+    let begin = if read_only {
+        "BEGIN READ ONLY"
+    } else {
+        "BEGIN"
+    };
     let mut tx = conn
         .begin_with(begin)
         .await

@@ -197,6 +197,9 @@ impl From<StatementResult> for ResultSet {
     }
 }
 
+/// How long a session is used without checking its connection's version in the store.
+const SESSION_RECHECK: Duration = Duration::from_secs(1);
+
 /// How long a health check waits for its test.
 const HEALTH_CHECK_TIMEOUT: Duration = Duration::from_secs(15);
 
@@ -438,6 +441,9 @@ impl Service {
 
     /// The live session for a stored connection, and the connection's engine.
     async fn session_and_engine(&self, id: &str) -> Result<(Arc<dyn Session>, String)> {
+        if let Some(recent) = self.sessions.get_recent(id, SESSION_RECHECK) {
+            return Ok(recent);
+        }
         let record = self.record(id).await?;
         let engine = record.fields.engine.clone();
         let entry = match self.plugin_for(&record.fields.engine) {
@@ -460,7 +466,10 @@ impl Service {
                 .open(config_of(&record.fields, password))
                 .await?,
         );
-        Ok((self.sessions.insert(id, &version, session).await, engine))
+        Ok((
+            self.sessions.insert(id, &version, &engine, session).await,
+            engine,
+        ))
     }
 
     /// The catalogue entry serving `engine`; plugins come and go while the host runs.

@@ -13,7 +13,11 @@ struct Entry {
     /// The connection's `updated_at` when the session was opened: a session opened from an
     /// older version of the connection is never handed out.
     version: String,
+    /// The connection's engine.
+    engine: String,
     last_used: Instant,
+    /// When the version was last checked against the store.
+    validated: Instant,
 }
 
 /// The live sessions, by connection id.
@@ -28,7 +32,21 @@ impl SessionCache {
         let mut entries = self.entries.lock().unwrap();
         let entry = entries.get_mut(id).filter(|e| e.version == version)?;
         entry.last_used = Instant::now();
+        entry.validated = entry.last_used;
         Some(entry.session.clone())
+    }
+
+    /// The live session for `id` and its engine, if its version was checked against the
+    /// store within `fresh`: a busy connection is then served without reading the store on
+    /// every request. (This replica's own changes evict at once; another replica's are
+    /// seen within `fresh`.)
+    pub fn get_recent(&self, id: &str, fresh: Duration) -> Option<(Arc<dyn Session>, String)> {
+        let mut entries = self.entries.lock().unwrap();
+        let entry = entries
+            .get_mut(id)
+            .filter(|e| e.validated.elapsed() < fresh)?;
+        entry.last_used = Instant::now();
+        Some((entry.session.clone(), entry.engine.clone()))
     }
 
     /// The open session for `id`, whatever its version, without counting as a use (for
@@ -54,6 +72,7 @@ impl SessionCache {
         &self,
         id: &str,
         version: &str,
+        engine: &str,
         session: Arc<dyn Session>,
     ) -> Arc<dyn Session> {
         let (kept, to_close) = {
@@ -61,6 +80,7 @@ impl SessionCache {
             match entries.get_mut(id) {
                 Some(existing) if existing.version == version => {
                     existing.last_used = Instant::now();
+                    existing.validated = existing.last_used;
                     (existing.session.clone(), Some(session))
                 }
                 _ => {
@@ -69,7 +89,9 @@ impl SessionCache {
                         Entry {
                             session: session.clone(),
                             version: version.to_owned(),
+                            engine: engine.to_owned(),
                             last_used: Instant::now(),
+                            validated: Instant::now(),
                         },
                     );
                     (session, old.map(|e| e.session))
@@ -172,7 +194,7 @@ mod tests {
     async fn a_session_serves_one_version_of_its_connection() {
         let cache = SessionCache::default();
         let v1 = Arc::new(Counted::default());
-        let kept = cache.insert("c", "v1", v1.clone()).await;
+        let kept = cache.insert("c", "v1", "x", v1.clone()).await;
         assert!(Arc::ptr_eq(&kept, &(v1.clone() as Arc<dyn Session>)));
         assert!(cache.get("c", "v1").is_some());
         assert!(
@@ -182,13 +204,13 @@ mod tests {
 
         // A concurrent opener of the same version gets the kept one; its own is closed.
         let racer = Arc::new(Counted::default());
-        let kept = cache.insert("c", "v1", racer.clone()).await;
+        let kept = cache.insert("c", "v1", "x", racer.clone()).await;
         assert!(Arc::ptr_eq(&kept, &(v1.clone() as Arc<dyn Session>)));
         assert_eq!(closes(&racer), 1);
 
         // A new version replaces and closes the old session.
         let v2 = Arc::new(Counted::default());
-        cache.insert("c", "v2", v2.clone()).await;
+        cache.insert("c", "v2", "x", v2.clone()).await;
         assert_eq!(closes(&v1), 1);
         assert_eq!(cache.open_count(), 1);
 
@@ -204,8 +226,8 @@ mod tests {
         let busy = Arc::new(Counted::default());
         let (idle_probe, busy_probe) = (Arc::downgrade(&idle), Arc::downgrade(&busy));
         // The cache holds the only reference to each, once ours are gone...
-        cache.insert("idle", "v", idle).await;
-        cache.insert("busy", "v", busy).await;
+        cache.insert("idle", "v", "x", idle).await;
+        cache.insert("busy", "v", "x", busy).await;
         // ...except that a request is using `busy`.
         let in_use = cache.get("busy", "v").unwrap();
         tokio::time::sleep(Duration::from_millis(20)).await;

@@ -175,13 +175,12 @@ impl Encoder for Ndjson {
 
 /// A value as JSON, the way [`Value::to_json`] shows it, written without building a tree.
 fn write_json(value: &Value, out: &mut Vec<u8>) {
-    use std::io::Write as _;
     let to = |out: &mut Vec<u8>, v: &dyn erased::Ser| v.write(out);
     match value {
         Value::Null => out.extend_from_slice(b"null"),
         Value::Boolean(b) => out.extend_from_slice(if *b { b"true" } else { b"false" }),
-        Value::Int(i) => write!(out, "{i}").expect("writing to a Vec"),
-        Value::Uint(u) => write!(out, "{u}").expect("writing to a Vec"),
+        Value::Int(i) => out.extend_from_slice(itoa::Buffer::new().format(*i).as_bytes()),
+        Value::Uint(u) => out.extend_from_slice(itoa::Buffer::new().format(*u).as_bytes()),
         Value::Float(f) if f.is_finite() => to(out, f),
         Value::Decimal(s)
         | Value::Text(s)
@@ -256,8 +255,12 @@ impl Encoder for Csv {
                 match value {
                     Value::Null => {}
                     Value::Boolean(b) => out.extend_from_slice(if *b { b"true" } else { b"false" }),
-                    Value::Int(n) => write!(out, "{n}").expect("writing to a Vec"),
-                    Value::Uint(n) => write!(out, "{n}").expect("writing to a Vec"),
+                    Value::Int(n) => {
+                        out.extend_from_slice(itoa::Buffer::new().format(*n).as_bytes())
+                    }
+                    Value::Uint(n) => {
+                        out.extend_from_slice(itoa::Buffer::new().format(*n).as_bytes())
+                    }
                     Value::Float(f) => write!(out, "{f}").expect("writing to a Vec"),
                     Value::Decimal(s)
                     | Value::Text(s)

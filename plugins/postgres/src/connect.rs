@@ -54,6 +54,12 @@ impl Target {
             // A statement's text may hold a secret (`ALTER ROLE .. PASSWORD '..'`): sqlx must
             // not log it. Plugboard decides what of a query is recorded.
             .disable_statement_logging();
+        // Every connection starts with the timeout most queries ask for, so they need no
+        // round trip to set it (see `query::start`).
+        options = options.options([(
+            "statement_timeout",
+            crate::query::DEFAULT_STATEMENT_TIMEOUT_MS,
+        )]);
         if let Some(db) = config.database.as_deref().filter(|d| !d.is_empty()) {
             options = options.database(db);
         }

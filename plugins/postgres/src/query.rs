@@ -39,6 +39,61 @@ struct Decoder {
     is_array: bool,
 }
 
+/// The statement timeout every pooled connection has while it is idle: the host's default
+/// `timeout_ms`. A query asking for it costs no round trip to set it; one asking for another
+/// sets it, and puts it back before the connection returns to the pool.
+pub(crate) const DEFAULT_STATEMENT_TIMEOUT_MS: u32 = 30_000;
+
+/// A pooled connection whose statement timeout may differ from the default: if it is
+/// dropped before the timeout is put back, it is closed rather than returned to the pool.
+struct Checkout {
+    conn: Option<PoolConnection<Postgres>>,
+    /// The connection's timeout is not [`DEFAULT_STATEMENT_TIMEOUT_MS`].
+    dirty: bool,
+}
+
+impl Checkout {
+    fn conn(&mut self) -> &mut PoolConnection<Postgres> {
+        self.conn.as_mut().expect("held until taken")
+    }
+
+    fn take(&mut self) -> (PoolConnection<Postgres>, bool) {
+        (self.conn.take().expect("held until taken"), self.dirty)
+    }
+}
+
+impl Drop for Checkout {
+    fn drop(&mut self) {
+        if let Some(conn) = self.conn.take()
+            && self.dirty
+        {
+            drop(conn.detach());
+        }
+    }
+}
+
+/// Puts a connection's statement timeout back to the default before it returns to the pool;
+/// `false` when that failed (the connection must then be closed).
+async fn restore_timeout(conn: &mut PgConnection) -> bool {
+    set_statement_timeout(conn, DEFAULT_STATEMENT_TIMEOUT_MS)
+        .await
+        .is_ok()
+}
+
+/// Returns a connection to the pool once its answer is out, its timeout put back first when
+/// the query changed it (closing it instead when that fails).
+async fn give_back(mut conn: PoolConnection<Postgres>, dirty_timeout: bool) {
+    if dirty_timeout {
+        if conn.is_in_transaction() {
+            // A read-only query's transaction, perhaps aborted by its error.
+            <Postgres as sqlx::Database>::TransactionManager::start_rollback(&mut conn);
+        }
+        if !restore_timeout(&mut conn).await {
+            drop(conn.detach());
+        }
+    }
+}
+
 /// Sets the statement timeout for everything the connection runs next; `0` disables it.
 pub(crate) async fn set_statement_timeout(
     conn: &mut sqlx::PgConnection,
@@ -65,8 +120,15 @@ pub(crate) async fn start(
     read_only: bool,
     request: QueryRequest,
 ) -> Result<Box<dyn ResultStream>> {
-    let mut conn = pool.acquire().await?;
-    set_statement_timeout(&mut conn, request.timeout_ms.unwrap_or(0)).await?;
+    let timeout = request.timeout_ms.unwrap_or(0);
+    let mut checkout = Checkout {
+        conn: Some(pool.acquire().await?),
+        dirty: false,
+    };
+    if timeout != DEFAULT_STATEMENT_TIMEOUT_MS {
+        checkout.dirty = true;
+        set_statement_timeout(checkout.conn(), timeout).await?;
+    }
 
     // A cached statement whose result type changed under it (a column added to a table it
     // selects `*` from) fails once with "cached plan must not change result type"; the
@@ -74,22 +136,25 @@ pub(crate) async fn start(
     // prepared afresh.
     for retry_stale_plan in [true, false] {
         if read_only {
-            begin_read_only(&mut conn).await?;
+            begin_read_only(checkout.conn()).await?;
         }
-        let (columns, decoders, arguments) = prepare(&mut conn, &request).await?;
+        let (columns, decoders, arguments) = prepare(checkout.conn(), &request).await?;
         let (tx, mut rx) = mpsc::channel(CHANNEL_BATCHES);
         let (stale_tx, stale_rx) = oneshot::channel();
         let stale_tx = retry_stale_plan.then_some(stale_tx);
         let names: Vec<String> = columns.iter().map(|c| c.name.clone()).collect();
         let sql = request.sql.clone();
-        tokio::spawn(produce(conn, sql, arguments, decoders, names, tx, stale_tx));
+        let (conn, dirty) = checkout.take();
+        tokio::spawn(produce(
+            conn, dirty, sql, arguments, decoders, names, tx, stale_tx,
+        ));
         // Either the connection comes back (a stale plan), or the first event arrives and
         // the producer has dropped its stale-plan sender, which disables that branch. The
         // producer hands the connection back before it drops `tx`, so checking that branch
         // first never mistakes the end of the channel for an answer.
         tokio::select! {
             biased;
-            Ok(returned) = stale_rx => conn = returned,
+            Ok(returned) = stale_rx => checkout.conn = Some(returned),
             first = rx.recv() => {
                 return Ok(Box::new(ChannelResultStream::new(columns, first, rx)));
             }
@@ -184,8 +249,10 @@ fn is_stale_plan(e: &sqlx::Error) -> bool {
 
 /// Runs the query on `conn` and feeds decoded batches into `tx`. With `stale`, a stale
 /// cached plan met before any row hands the connection back through it instead.
+#[allow(clippy::too_many_arguments)]
 async fn produce(
     mut conn: PoolConnection<Postgres>,
+    dirty_timeout: bool,
     sql: String,
     arguments: PgArguments,
     decoders: Vec<Decoder>,
@@ -243,10 +310,12 @@ async fn produce(
                     rows_affected: Some(rows_affected),
                 })
                 .await;
+            give_back(conn, dirty_timeout).await;
         }
         Ending::Rejected(e) => {
             flush(batch).await;
             let _ = tx.send(StreamEvent::Failed(e)).await;
+            give_back(conn, dirty_timeout).await;
         }
         Ending::Abandoned(e) => {
             if let Some(e) = e {

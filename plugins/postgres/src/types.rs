@@ -268,7 +268,14 @@ fn decode_numeric(bytes: &[u8]) -> Result<String, String> {
             0
         }
     };
-    let mut out = String::new();
+    // Written digit by digit: this runs for every numeric value of a large result.
+    let push4 = |out: &mut String, d: i16| {
+        let d = d.clamp(0, 9999) as u16;
+        for place in [1000, 100, 10, 1] {
+            out.push(char::from(b'0' + (d / place % 10) as u8));
+        }
+    };
+    let mut out = String::with_capacity(((weight.max(0) + 1) * 4) as usize + dscale + 2);
     if sign == NUMERIC_NEG {
         out.push('-');
     }
@@ -277,22 +284,24 @@ fn decode_numeric(bytes: &[u8]) -> Result<String, String> {
     } else {
         for i in 0..=weight {
             if i == 0 {
-                out.push_str(&digit(i).to_string());
+                let mut first = String::with_capacity(4);
+                push4(&mut first, digit(0));
+                let trimmed = first.trim_start_matches('0');
+                out.push_str(if trimmed.is_empty() { "0" } else { trimmed });
             } else {
-                out.push_str(&format!("{:04}", digit(i)));
+                push4(&mut out, digit(i));
             }
         }
     }
     if dscale > 0 {
-        let mut frac = String::with_capacity(dscale + 4);
+        out.push('.');
+        let start = out.len();
         let mut i = weight + 1;
-        while frac.len() < dscale {
-            frac.push_str(&format!("{:04}", digit(i)));
+        while out.len() - start < dscale {
+            push4(&mut out, digit(i));
             i += 1;
         }
-        frac.truncate(dscale);
-        out.push('.');
-        out.push_str(&frac);
+        out.truncate(start + dscale);
     }
     Ok(out)
 }

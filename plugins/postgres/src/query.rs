@@ -29,8 +29,8 @@ use crate::types::{self, ParamType};
 
 /// Rows decoded per message from the producing task; with [`CHANNEL_BATCHES`] this bounds
 /// what one query holds in memory.
-const BATCH_ROWS: usize = 256;
-const CHANNEL_BATCHES: usize = 2;
+const BATCH_ROWS: usize = 512;
+const CHANNEL_BATCHES: usize = 4;
 
 /// How a column is decoded, worked out once per query rather than per value.
 #[derive(Debug, Clone, Copy)]

@@ -441,7 +441,8 @@ impl Service {
 
     /// The live session for a stored connection, and the connection's engine.
     async fn session_and_engine(&self, id: &str) -> Result<(Arc<dyn Session>, String)> {
-        if let Some(recent) = self.sessions.get_recent(id, SESSION_RECHECK) {
+        let current = |engine: &str| self.catalog.get(engine).map(|e| e.generation);
+        if let Some(recent) = self.sessions.get_recent(id, SESSION_RECHECK, current) {
             return Ok(recent);
         }
         let record = self.record(id).await?;
@@ -467,7 +468,9 @@ impl Service {
                 .await?,
         );
         Ok((
-            self.sessions.insert(id, &version, &engine, session).await,
+            self.sessions
+                .insert(id, &version, (&engine, &entry.generation), session)
+                .await,
             engine,
         ))
     }

@@ -13,8 +13,9 @@ struct Entry {
     /// The connection's `updated_at` when the session was opened: a session opened from an
     /// older version of the connection is never handed out.
     version: String,
-    /// The connection's engine.
+    /// The connection's engine, and the generation of the plugin that served it.
     engine: String,
+    generation: String,
     last_used: Instant,
     /// When the version was last checked against the store.
     validated: Instant,
@@ -36,15 +37,23 @@ impl SessionCache {
         Some(entry.session.clone())
     }
 
-    /// The live session for `id` and its engine, if its version was checked against the
-    /// store within `fresh`: a busy connection is then served without reading the store on
-    /// every request. (This replica's own changes evict at once; another replica's are
-    /// seen within `fresh`.)
-    pub fn get_recent(&self, id: &str, fresh: Duration) -> Option<(Arc<dyn Session>, String)> {
+    /// The live session for `id`, if its version was checked against the store within
+    /// `fresh` and `current` (given the engine) names the generation of plugin that opened
+    /// it: a busy connection is then served without reading the store on every request.
+    /// This replica's own changes evict at once; another replica's are seen within `fresh`.
+    pub fn get_recent(
+        &self,
+        id: &str,
+        fresh: Duration,
+        current: impl FnOnce(&str) -> Option<String>,
+    ) -> Option<(Arc<dyn Session>, String)> {
         let mut entries = self.entries.lock().unwrap();
         let entry = entries
             .get_mut(id)
             .filter(|e| e.validated.elapsed() < fresh)?;
+        if current(&entry.engine).as_ref() != Some(&entry.generation) {
+            return None;
+        }
         entry.last_used = Instant::now();
         Some((entry.session.clone(), entry.engine.clone()))
     }
@@ -72,7 +81,7 @@ impl SessionCache {
         &self,
         id: &str,
         version: &str,
-        engine: &str,
+        (engine, generation): (&str, &str),
         session: Arc<dyn Session>,
     ) -> Arc<dyn Session> {
         let (kept, to_close) = {
@@ -90,6 +99,7 @@ impl SessionCache {
                             session: session.clone(),
                             version: version.to_owned(),
                             engine: engine.to_owned(),
+                            generation: generation.to_owned(),
                             last_used: Instant::now(),
                             validated: Instant::now(),
                         },
@@ -194,7 +204,7 @@ mod tests {
     async fn a_session_serves_one_version_of_its_connection() {
         let cache = SessionCache::default();
         let v1 = Arc::new(Counted::default());
-        let kept = cache.insert("c", "v1", "x", v1.clone()).await;
+        let kept = cache.insert("c", "v1", ("x", "g"), v1.clone()).await;
         assert!(Arc::ptr_eq(&kept, &(v1.clone() as Arc<dyn Session>)));
         assert!(cache.get("c", "v1").is_some());
         assert!(
@@ -204,13 +214,13 @@ mod tests {
 
         // A concurrent opener of the same version gets the kept one; its own is closed.
         let racer = Arc::new(Counted::default());
-        let kept = cache.insert("c", "v1", "x", racer.clone()).await;
+        let kept = cache.insert("c", "v1", ("x", "g"), racer.clone()).await;
         assert!(Arc::ptr_eq(&kept, &(v1.clone() as Arc<dyn Session>)));
         assert_eq!(closes(&racer), 1);
 
         // A new version replaces and closes the old session.
         let v2 = Arc::new(Counted::default());
-        cache.insert("c", "v2", "x", v2.clone()).await;
+        cache.insert("c", "v2", ("x", "g"), v2.clone()).await;
         assert_eq!(closes(&v1), 1);
         assert_eq!(cache.open_count(), 1);
 
@@ -220,14 +230,39 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_recent_session_is_served_only_by_the_plugin_that_opened_it() {
+        let cache = SessionCache::default();
+        cache
+            .insert("c", "v1", ("pg", "g1"), Arc::new(Counted::default()))
+            .await;
+        let fresh = Duration::from_millis(50);
+        let same = |_: &str| Some("g1".to_owned());
+        let (_, engine) = cache.get_recent("c", fresh, same).unwrap();
+        assert_eq!(engine, "pg");
+        assert!(
+            cache
+                .get_recent("c", fresh, |_| Some("g2".into()))
+                .is_none()
+        );
+        assert!(cache.get_recent("c", fresh, |_| None).is_none());
+        tokio::time::sleep(Duration::from_millis(60)).await;
+        assert!(
+            cache.get_recent("c", fresh, same).is_none(),
+            "past `fresh`, the store decides again"
+        );
+        assert!(cache.get("c", "v1").is_some());
+        assert!(cache.get_recent("c", fresh, same).is_some(), "revalidated");
+    }
+
+    #[tokio::test]
     async fn idle_sessions_close_unless_in_use() {
         let cache = SessionCache::default();
         let idle = Arc::new(Counted::default());
         let busy = Arc::new(Counted::default());
         let (idle_probe, busy_probe) = (Arc::downgrade(&idle), Arc::downgrade(&busy));
         // The cache holds the only reference to each, once ours are gone...
-        cache.insert("idle", "v", "x", idle).await;
-        cache.insert("busy", "v", "x", busy).await;
+        cache.insert("idle", "v", ("x", "g"), idle).await;
+        cache.insert("busy", "v", ("x", "g"), busy).await;
         // ...except that a request is using `busy`.
         let in_use = cache.get("busy", "v").unwrap();
         tokio::time::sleep(Duration::from_millis(20)).await;

@@ -225,6 +225,8 @@ pub async fn serve(
         .with_graceful_shutdown(shutdown)
         .await;
     sweeper.abort();
+    // Queries recorded but not yet written are written before the writer stops.
+    service.history.flush().await;
     service.stop_background();
     service.sessions.close_all().await;
     service.store.close().await;

@@ -242,7 +242,7 @@ impl QueryRun {
     }
 }
 
-/// Who asks, and for what query: the parts of a request the service records.
+/// Who asks: what of a request, beyond its body, the service records.
 #[derive(Debug, Clone, Default)]
 pub struct Caller {
     /// The `X-Plugboard-User` header.

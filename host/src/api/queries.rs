@@ -88,6 +88,7 @@ pub async fn query(
         remaining: limit,
         failure: None,
         header_written: false,
+        last_chunk: 0,
     };
     let body = Body::from_stream(futures_util::stream::unfold(state, |mut state| async {
         let chunk = state.next_chunk().await?;
@@ -120,6 +121,9 @@ struct Streaming {
     /// An error to end the body with, after its in-band report was sent.
     failure: Option<std::io::Error>,
     header_written: bool,
+    /// The size of the last chunk: the next one's buffer starts that large rather than
+    /// growing (and copying) its way there.
+    last_chunk: usize,
 }
 
 impl Streaming {
@@ -128,7 +132,7 @@ impl Streaming {
             return Some(Err(failure));
         }
         self.run.as_ref()?;
-        let mut out = Vec::new();
+        let mut out = Vec::with_capacity(self.last_chunk + self.last_chunk / 8);
         if !self.header_written {
             self.header_written = true;
             if let Err(e) = self.encoder.header(&mut out) {
@@ -175,6 +179,7 @@ impl Streaming {
             drop(run.stream);
             run.ticket.finish(Outcome::Ok);
         }
+        self.last_chunk = out.len();
         Some(Ok(Bytes::from(out)))
     }
 

@@ -9,7 +9,7 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Mutex;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use http_body_util::BodyExt;
 use hyper::client::conn::http1::SendRequest;
@@ -19,10 +19,15 @@ use wasmtime_wasi_http::{Error, WasiBody};
 /// Idle connections kept per address.
 const IDLE_PER_ADDRESS: usize = 16;
 
-/// Idle connections, by address.
+/// A connection idle for longer is not reused: the server may be closing it just as the
+/// next request goes out (ClickHouse closes idle connections after 3 s by default), which
+/// would fail that request with a protocol error.
+const REUSE_WITHIN: Duration = Duration::from_secs(2);
+
+/// Idle connections, by address, each with when it was last given back.
 #[derive(Default)]
 pub struct ConnectionPool {
-    idle: Mutex<HashMap<SocketAddr, Vec<SendRequest<WasiBody>>>>,
+    idle: Mutex<HashMap<SocketAddr, Vec<(SendRequest<WasiBody>, Instant)>>>,
 }
 
 impl ConnectionPool {
@@ -30,13 +35,14 @@ impl ConnectionPool {
     fn take(&self, address: SocketAddr) -> Option<SendRequest<WasiBody>> {
         let mut idle = self.idle.lock().unwrap();
         let senders = idle.get_mut(&address)?;
-        while let Some(sender) = senders.pop() {
+        senders.retain(|(sender, kept)| !sender.is_closed() && kept.elapsed() < REUSE_WITHIN);
+        while let Some((sender, kept)) = senders.pop() {
             if sender.is_ready() {
                 return Some(sender);
             }
-            // Closed, or still reading an earlier response: not usable now.
-            if !sender.is_closed() && senders.len() < IDLE_PER_ADDRESS {
-                senders.insert(0, sender);
+            // Still reading an earlier response: not usable now.
+            if senders.len() < IDLE_PER_ADDRESS {
+                senders.insert(0, (sender, kept));
                 break;
             }
         }
@@ -47,9 +53,9 @@ impl ConnectionPool {
     fn keep(&self, address: SocketAddr, sender: SendRequest<WasiBody>) {
         let mut idle = self.idle.lock().unwrap();
         let senders = idle.entry(address).or_default();
-        senders.retain(|s| !s.is_closed());
+        senders.retain(|(s, kept)| !s.is_closed() && kept.elapsed() < REUSE_WITHIN);
         if senders.len() < IDLE_PER_ADDRESS {
-            senders.push(sender);
+            senders.push((sender, Instant::now()));
         }
     }
 
@@ -95,15 +101,34 @@ impl ConnectionPool {
             )
             .build()
             .map_err(|_| Error::HttpRequestUriInvalid)?;
-        let mut sender = match self.take(address) {
-            Some(sender) => sender,
-            None => Self::connect(address, connect_timeout).await?,
+        let send = async {
+            if let Some(mut sender) = self.take(address) {
+                match sender.try_send_request(request).await {
+                    Ok(response) => return Ok((sender, response)),
+                    // The kept connection was closed by the server before the request went
+                    // out (it closes idle or failed connections): the request comes back
+                    // unsent, and goes out once more on a new connection.
+                    Err(mut e) => match e.take_message() {
+                        Some(unsent) => request = unsent,
+                        None => return Err(Error::from(e.into_error())),
+                    },
+                }
+            }
+            let mut sender = Self::connect(address, connect_timeout).await?;
+            let response = sender.send_request(request).await.map_err(Error::from)?;
+            Ok((sender, response))
         };
-        let response = tokio::time::timeout(first_byte_timeout, sender.send_request(request))
+        let (sender, response) = tokio::time::timeout(first_byte_timeout, send)
             .await
-            .map_err(|_| Error::ConnectionReadTimeout)?
-            .map_err(Error::from)?;
-        self.keep(address, sender);
+            .map_err(|_| Error::ConnectionReadTimeout)??;
+        // A response that ends its connection leaves nothing to reuse.
+        let closing = response
+            .headers()
+            .get(http::header::CONNECTION)
+            .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"close"));
+        if !closing {
+            self.keep(address, sender);
+        }
         Ok(response.map(|body| body.map_err(Error::from).boxed_unsync()))
     }
 }

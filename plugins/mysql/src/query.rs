@@ -361,20 +361,24 @@ async fn run_statement(
 /// Decodes a row by the types the server sent with the result, which can be more precise
 /// than the prepared statement's (a bare `?` column is typed NULL until executed).
 fn decode_row(row: &sqlx::mysql::MySqlRow, width: usize) -> Result<Row> {
-    (0..width)
-        .map(|i| {
-            let raw = row
-                .try_get_raw(i)
-                .map_err(|e| error::map(e, "reading a row", false))?;
-            if raw.is_null() {
-                return Ok(Value::Null);
-            }
-            let name = raw.type_info().name().to_owned();
-            // Read the bytes as they came, whatever the type: the decoding is ours.
-            let bytes = <&[u8] as Decode<MySql>>::decode(raw)
-                .map_err(|e| Error::Unsupported(format!("column {}: {e}", i + 1)))?;
+    // Sized once, rather than grown from nothing as collecting `Result`s would.
+    let mut values = Vec::with_capacity(width);
+    for i in 0..width {
+        let raw = row
+            .try_get_raw(i)
+            .map_err(|e| error::map(e, "reading a row", false))?;
+        if raw.is_null() {
+            values.push(Value::Null);
+            continue;
+        }
+        let name = raw.type_info().name().to_owned();
+        // Read the bytes as they came, whatever the type: the decoding is ours.
+        let bytes = <&[u8] as Decode<MySql>>::decode(raw)
+            .map_err(|e| Error::Unsupported(format!("column {}: {e}", i + 1)))?;
+        values.push(
             types::decode(&name, bytes)
-                .map_err(|e| Error::Unsupported(format!("column {}: {e}", i + 1)))
-        })
-        .collect()
+                .map_err(|e| Error::Unsupported(format!("column {}: {e}", i + 1)))?,
+        );
+    }
+    Ok(values)
 }

@@ -416,23 +416,26 @@ fn type_identity(ty: &PgTypeInfo) -> (u32, Option<char>) {
 }
 
 fn decode_row(row: &sqlx::postgres::PgRow, decoders: &[Decoder], names: &[String]) -> Result<Row> {
-    decoders
-        .iter()
-        .enumerate()
-        .map(|(i, d)| {
-            let raw = row
-                .try_get_raw(i)
-                .map_err(|e| error::map(e, "reading a row"))?;
-            if raw.is_null() {
-                return Ok(Value::Null);
-            }
-            let bytes = raw
-                .as_bytes()
-                .map_err(|e| Error::Unsupported(format!("column {}: {e}", names[i])))?;
+    // Sized once: collecting `Result`s would grow the row from nothing, a reallocation per
+    // row of a large result.
+    let mut values = Vec::with_capacity(decoders.len());
+    for (i, d) in decoders.iter().enumerate() {
+        let raw = row
+            .try_get_raw(i)
+            .map_err(|e| error::map(e, "reading a row"))?;
+        if raw.is_null() {
+            values.push(Value::Null);
+            continue;
+        }
+        let bytes = raw
+            .as_bytes()
+            .map_err(|e| Error::Unsupported(format!("column {}: {e}", names[i])))?;
+        values.push(
             types::decode(d.oid, d.is_array, bytes)
-                .map_err(|e| Error::Unsupported(format!("column {}: {e}", names[i])))
-        })
-        .collect()
+                .map_err(|e| Error::Unsupported(format!("column {}: {e}", names[i])))?,
+        );
+    }
+    Ok(values)
 }
 
 /// A parameter already encoded in the binary form of its server-inferred type.

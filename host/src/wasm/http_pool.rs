@@ -24,10 +24,13 @@ const IDLE_PER_ADDRESS: usize = 16;
 /// would fail that request with a protocol error.
 const REUSE_WITHIN: Duration = Duration::from_secs(2);
 
-/// Idle connections, by address, each with when it was last given back.
+/// An idle connection and when it was last given back.
+type Idle = (SendRequest<WasiBody>, Instant);
+
+/// Idle connections, by address.
 #[derive(Default)]
 pub struct ConnectionPool {
-    idle: Mutex<HashMap<SocketAddr, Vec<(SendRequest<WasiBody>, Instant)>>>,
+    idle: Mutex<HashMap<SocketAddr, Vec<Idle>>>,
 }
 
 impl ConnectionPool {

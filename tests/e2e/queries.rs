@@ -757,6 +757,12 @@ async fn health_checks_connections_in_the_background() {
         async || server.get("/health").await.body["status"] == "degraded",
     )
     .await;
+    eventually(
+        Duration::from_secs(10),
+        "the checker checks both",
+        async || server.get("/health").await.body["connections"]["checked"] == 2,
+    )
+    .await;
     let health = server.get("/health").await;
     assert_eq!(health.body["connections"]["failing"], 1, "{}", health.text);
 

@@ -74,24 +74,23 @@ pub fn install(package: &str, dir: &std::path::Path, name: &str) {
     std::fs::rename(&partial, dir.join(name)).unwrap();
 }
 
-/// A WASM plugin loaded into a runtime with the default limits, as the host loads it
-/// (compiled once per process).
+/// A WASM plugin loaded into a runtime of its own with the default limits, as the host
+/// loads it. Each test has its own tokio runtime, and a plugin runtime keeps HTTP
+/// connections whose tasks live on the tokio runtime that opened them: sharing one across
+/// tests would hand a test connections whose runtime is gone. Compiled code is shared
+/// through a compile cache instead, so only the first load compiles.
 pub async fn load(package: &str) -> std::sync::Arc<dyn plugboard_connector::Plugin> {
     use plugboard::wasm::{EgressRules, Limits, Runtime, WasmPlugin};
-    type Loaded = (std::sync::Arc<Runtime>, wasmtime::component::Component);
-    static COMPILED: std::sync::Mutex<Vec<(String, Loaded)>> = std::sync::Mutex::new(Vec::new());
-    let (runtime, component) = {
-        let mut compiled = COMPILED.lock().unwrap();
-        if let Some((_, loaded)) = compiled.iter().find(|(p, _)| p == package) {
-            loaded.clone()
-        } else {
-            let runtime = Runtime::new(Limits::default(), EgressRules::default(), None).unwrap();
-            let bytes = std::fs::read(plugin(package)).unwrap();
-            let component = runtime.compile(&bytes).unwrap().component;
-            compiled.push((package.to_owned(), (runtime.clone(), component.clone())));
-            (runtime, component)
-        }
-    };
+    static CACHE: OnceLock<tempfile::TempDir> = OnceLock::new();
+    let cache = CACHE.get_or_init(|| tempfile::tempdir().unwrap());
+    let runtime = Runtime::new(
+        Limits::default(),
+        EgressRules::default(),
+        Some(cache.path().to_path_buf()),
+    )
+    .unwrap();
+    let bytes = std::fs::read(plugin(package)).unwrap();
+    let component = runtime.compile(&bytes).unwrap().component;
     std::sync::Arc::new(
         WasmPlugin::load(runtime, &component)
             .await

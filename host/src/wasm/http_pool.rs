@@ -124,12 +124,14 @@ impl ConnectionPool {
         let (sender, response) = tokio::time::timeout(first_byte_timeout, send)
             .await
             .map_err(|_| Error::ConnectionReadTimeout)??;
-        // A response that ends its connection leaves nothing to reuse.
+        // A response that ends its connection leaves nothing to reuse; nor, to be safe, does
+        // an error response (servers may close the connection after one without saying so,
+        // and a request sent on it would fail).
         let closing = response
             .headers()
             .get(http::header::CONNECTION)
             .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"close"));
-        if !closing {
+        if !closing && response.status().is_success() {
             self.keep(address, sender);
         }
         Ok(response.map(|body| body.map_err(Error::from).boxed_unsync()))

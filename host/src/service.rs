@@ -204,7 +204,7 @@ const SESSION_RECHECK: Duration = Duration::from_secs(1);
 const HEALTH_CHECK_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// Rows asked of a plugin per pull.
-pub const PULL_ROWS: usize = 1_000;
+const PULL_ROWS: usize = 1_000;
 
 /// How long past a query's own deadline the host waits before dropping it: the plugin
 /// enforces the deadline on the server and should answer first (a WASM plugin's calls get

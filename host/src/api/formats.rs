@@ -175,33 +175,24 @@ impl Encoder for Ndjson {
 
 /// A value as JSON, the way [`Value::to_json`] shows it, written without building a tree.
 fn write_json(value: &Value, out: &mut Vec<u8>) {
-    let to = |out: &mut Vec<u8>, v: &dyn erased::Ser| v.write(out);
     match value {
         Value::Null => out.extend_from_slice(b"null"),
         Value::Boolean(b) => out.extend_from_slice(if *b { b"true" } else { b"false" }),
         Value::Int(i) => out.extend_from_slice(itoa::Buffer::new().format(*i).as_bytes()),
         Value::Uint(u) => out.extend_from_slice(itoa::Buffer::new().format(*u).as_bytes()),
-        Value::Float(f) if f.is_finite() => to(out, f),
+        Value::Float(f) if f.is_finite() => to_json(f, out),
         Value::Decimal(s)
         | Value::Text(s)
         | Value::Date(s)
         | Value::Time(s)
-        | Value::Timestamp(s) => to(out, s),
-        Value::Float(_) | Value::Bytes(_) | Value::Array(_) => to(out, &value.to_json()),
-        Value::Json(j) => to(out, j),
+        | Value::Timestamp(s) => to_json(s, out),
+        Value::Float(_) | Value::Bytes(_) | Value::Array(_) => to_json(&value.to_json(), out),
+        Value::Json(j) => to_json(j, out),
     }
 }
 
-/// `serde_json::to_writer` through a trait object, so one closure serves every type.
-mod erased {
-    pub trait Ser {
-        fn write(&self, out: &mut Vec<u8>);
-    }
-    impl<T: serde::Serialize> Ser for T {
-        fn write(&self, out: &mut Vec<u8>) {
-            serde_json::to_writer(out, self).expect("writing to a Vec");
-        }
-    }
+fn to_json<T: serde::Serialize + ?Sized>(value: &T, out: &mut Vec<u8>) {
+    serde_json::to_writer(out, value).expect("writing to a Vec");
 }
 
 /// RFC 4180 CSV with a header row; NULL is an empty field, bytes are base64, JSON and

@@ -5,6 +5,11 @@
 //! result from piling up in memory, since the producer waits while the consumer is behind.
 //! When the consumer drops the stream, the producer's next send fails: that is its signal
 //! to stop the query on the server.
+//!
+//! A producer may send its driver's raw rows and leave decoding them to the consumer
+//! ([`ChannelResultStream::decoding`]): the values are then made on the thread that encodes
+//! and frees them, which halves the producer's work on a large result and keeps every
+//! allocation of a value on one thread.
 
 use async_trait::async_trait;
 use tokio::sync::mpsc;
@@ -12,11 +17,12 @@ use tokio::sync::mpsc;
 use crate::error::{Error, Result};
 use crate::query::{ColumnMeta, ResultStream, Row};
 
-/// What a producing task sends.
+/// What a producing task sends: rows (decoded, or its driver's to be decoded by the
+/// consumer), then an end.
 #[derive(Debug)]
-pub enum StreamEvent {
+pub enum StreamEvent<R = Row> {
     /// More rows, in order.
-    Rows(Vec<Row>),
+    Rows(Vec<R>),
     /// The result is exhausted.
     Done {
         /// Rows the statement affected, as the engine counts them; `None` when the engine
@@ -27,31 +33,55 @@ pub enum StreamEvent {
     Failed(Error),
 }
 
-/// The consuming end: a [`ResultStream`] over the events of one query.
-pub struct ChannelResultStream {
+/// Rows handed out as they came.
+type Identity = fn(Row) -> Result<Row>;
+
+/// The consuming end: a [`ResultStream`] over the events of one query, turning each raw
+/// row `R` into a [`Row`] with `D` as it is handed out.
+pub struct ChannelResultStream<R = Row, D = Identity> {
     columns: Vec<ColumnMeta>,
     /// An event received before the stream was handed out (a plugin may wait for the first
     /// event to report an early failure from `query` itself).
-    first: Option<StreamEvent>,
-    rx: mpsc::Receiver<StreamEvent>,
+    first: Option<StreamEvent<R>>,
+    rx: mpsc::Receiver<StreamEvent<R>>,
     /// Rows received but not yet handed out, when a batch was larger than asked for.
-    pending: Vec<Row>,
+    pending: std::vec::IntoIter<R>,
+    decode: D,
     rows_affected: Option<u64>,
     done: bool,
 }
 
 impl ChannelResultStream {
-    /// A stream over `rx`, whose first event, if already received, is `first`.
+    /// A stream of decoded rows over `rx`, whose first event, if already received, is
+    /// `first`.
     pub fn new(
         columns: Vec<ColumnMeta>,
         first: Option<StreamEvent>,
         rx: mpsc::Receiver<StreamEvent>,
     ) -> ChannelResultStream {
+        ChannelResultStream::decoding(columns, first, rx, Ok as Identity)
+    }
+}
+
+impl<R, D> ChannelResultStream<R, D>
+where
+    R: Send,
+    D: FnMut(R) -> Result<Row> + Send,
+{
+    /// A stream over `rx` whose rows are decoded by `decode` as they are handed out. A
+    /// row that fails to decode ends the stream with that error.
+    pub fn decoding(
+        columns: Vec<ColumnMeta>,
+        first: Option<StreamEvent<R>>,
+        rx: mpsc::Receiver<StreamEvent<R>>,
+        decode: D,
+    ) -> ChannelResultStream<R, D> {
         ChannelResultStream {
             columns,
             first,
             rx,
-            pending: Vec::new(),
+            pending: Vec::new().into_iter(),
+            decode,
             rows_affected: None,
             done: false,
         }
@@ -59,20 +89,24 @@ impl ChannelResultStream {
 }
 
 #[async_trait]
-impl ResultStream for ChannelResultStream {
+impl<R, D> ResultStream for ChannelResultStream<R, D>
+where
+    R: Send,
+    D: FnMut(R) -> Result<Row> + Send,
+{
     fn columns(&self) -> &[ColumnMeta] {
         &self.columns
     }
 
     async fn next_batch(&mut self, max_rows: usize) -> Result<Option<Vec<Row>>> {
         let max_rows = max_rows.max(1);
-        while self.pending.is_empty() && !self.done {
+        while self.pending.len() == 0 && !self.done {
             let event = match self.first.take() {
                 Some(first) => Some(first),
                 None => self.rx.recv().await,
             };
             match event {
-                Some(StreamEvent::Rows(rows)) => self.pending = rows,
+                Some(StreamEvent::Rows(rows)) => self.pending = rows.into_iter(),
                 Some(StreamEvent::Done { rows_affected }) => {
                     self.rows_affected = rows_affected;
                     self.done = true;
@@ -89,14 +123,21 @@ impl ResultStream for ChannelResultStream {
                 }
             }
         }
-        if self.pending.is_empty() {
+        if self.pending.len() == 0 {
             return Ok(None);
         }
-        if self.pending.len() <= max_rows {
-            return Ok(Some(std::mem::take(&mut self.pending)));
+        let mut batch = Vec::with_capacity(self.pending.len().min(max_rows));
+        for raw in self.pending.by_ref().take(max_rows) {
+            match (self.decode)(raw) {
+                Ok(row) => batch.push(row),
+                Err(e) => {
+                    self.done = true;
+                    self.pending = Vec::new().into_iter();
+                    return Err(e);
+                }
+            }
         }
-        let rest = self.pending.split_off(max_rows);
-        Ok(Some(std::mem::replace(&mut self.pending, rest)))
+        Ok(Some(batch))
     }
 
     fn rows_affected(&self) -> Option<u64> {
@@ -137,6 +178,31 @@ mod tests {
         }
         assert_eq!(sizes, [2, 2, 1, 1]);
         assert_eq!(stream.rows_affected(), Some(6));
+        assert_eq!(stream.next_batch(2).await.unwrap(), None);
+    }
+
+    #[tokio::test]
+    async fn raw_rows_are_decoded_as_handed_out_and_a_bad_one_ends_the_stream() {
+        let (tx, rx) = mpsc::channel(2);
+        tx.send(StreamEvent::Rows(vec![1_i64, 2, -1, 4]))
+            .await
+            .unwrap();
+        let decode = |n: i64| {
+            if n < 0 {
+                Err(Error::Unsupported(format!("{n} is negative")))
+            } else {
+                Ok(vec![Value::Int(n * 10)])
+            }
+        };
+        let mut stream = ChannelResultStream::decoding(column(), None, rx, decode);
+        assert_eq!(
+            stream.next_batch(2).await.unwrap(),
+            Some(vec![vec![Value::Int(10)], vec![Value::Int(20)]])
+        );
+        assert_eq!(
+            stream.next_batch(2).await,
+            Err(Error::Unsupported("-1 is negative".into()))
+        );
         assert_eq!(stream.next_batch(2).await.unwrap(), None);
     }
 

@@ -28,8 +28,8 @@ pub const QUERY_ID_HEADER: &str = "x-query-id";
 /// The header that says who runs a query, for the history.
 pub const USER_HEADER: &str = "x-plugboard-user";
 
-/// Rows gathered into one chunk of a streamed body (one Arrow record batch).
-const CHUNK_ROWS: usize = 8_192;
+/// A streamed body is cut into chunks of about this many bytes (or fewer, at its end).
+const CHUNK_BYTES: usize = 256 * 1024;
 
 fn caller(headers: &HeaderMap) -> Caller {
     Caller {
@@ -67,18 +67,18 @@ pub async fn query(
         .validate()
         .map_err(|p| ApiError::from(crate::service::ServiceError::Invalid(p)))?;
     let mut run = service.start_query(&id, query, &caller).await?;
+    let encoder = format
+        .encoder(run.stream.columns())
+        .expect("a streamed format has an encoder");
     // The first rows are read before the response starts, so an error the query meets at
     // once (most do) is answered with its status, not inside a 200.
-    let first = match run.pull(CHUNK_ROWS).await {
+    let first = match run.pull(encoder.batch_rows()).await {
         Ok(first) => first,
         Err(e) => {
             run.ticket.finish(Outcome::Failed(e.code()));
             return Err(e.into());
         }
     };
-    let encoder = format
-        .encoder(run.stream.columns())
-        .expect("a streamed format has an encoder");
     let query_id = HeaderValue::from_str(run.ticket.id()).expect("a uuid is a header value");
     let state = Streaming {
         run: Some(run),
@@ -139,37 +139,38 @@ impl Streaming {
                 return Some(self.fail(PluginError::Unsupported(e), out));
             }
         }
+        // Rows are encoded a batch at a time as they arrive, so a chunk's rows are never all
+        // in memory at once (only its bytes are).
+        let batch_rows = self.encoder.batch_rows();
         let mut rows = self.first.take().unwrap_or_default();
-        let run = self.run.as_mut()?;
-        let mut failed = None;
-        while !self.ended
-            && rows.len() < CHUNK_ROWS
-            && self.remaining.is_none_or(|r| rows.len() < r)
-        {
-            match run.pull(CHUNK_ROWS - rows.len()).await {
-                Ok(Some(batch)) => rows.extend(batch),
-                Ok(None) => self.ended = true,
-                Err(e) => {
-                    failed = Some(e);
-                    break;
+        loop {
+            let run = self.run.as_mut()?;
+            while !self.ended
+                && rows.len() < batch_rows
+                && self.remaining.is_none_or(|r| rows.len() < r)
+            {
+                match run.pull(batch_rows - rows.len()).await {
+                    Ok(Some(batch)) if rows.is_empty() => rows = batch,
+                    Ok(Some(batch)) => rows.extend(batch),
+                    Ok(None) => self.ended = true,
+                    Err(e) => return Some(self.fail(e, out)),
                 }
             }
-        }
-        if let Some(e) = failed {
-            return Some(self.fail(e, out));
-        }
-        if let Some(remaining) = &mut self.remaining {
-            if rows.len() >= *remaining {
-                rows.truncate(*remaining);
-                self.ended = true;
+            if let Some(remaining) = &mut self.remaining {
+                if rows.len() >= *remaining {
+                    rows.truncate(*remaining);
+                    self.ended = true;
+                }
+                *remaining -= rows.len();
             }
-            *remaining -= rows.len();
-        }
-        if let Err(e) = self.encoder.rows(&rows, &mut out) {
-            return Some(self.fail(PluginError::Unsupported(e), out));
-        }
-        if let Some(run) = self.run.as_mut() {
+            if let Err(e) = self.encoder.rows(&rows, &mut out) {
+                return Some(self.fail(PluginError::Unsupported(e), out));
+            }
             run.ticket.add_rows(rows.len());
+            rows.clear();
+            if self.ended || out.len() >= CHUNK_BYTES {
+                break;
+            }
         }
         if self.ended {
             if let Err(e) = self.encoder.finish(&mut out) {

@@ -3,8 +3,10 @@
 //! The statement is prepared first (cached per connection, so a repeated query costs no
 //! extra round trip): that yields the result's columns before any row arrives, and the
 //! parameter types the server inferred, which the JSON parameters are encoded to. A task
-//! then owns the pooled connection and feeds decoded batches into a small bounded channel,
-//! so however large the result, only a few batches are in memory. If the consumer goes away
+//! then owns the pooled connection and feeds batches of sqlx's rows into a small bounded
+//! channel, so however large the result, only a few batches are in memory; the consumer
+//! decodes them as it takes them (see `ChannelResultStream::decoding`), so the task that
+//! reads the socket does nothing else. If the consumer goes away
 //! before the end, the task drops the connection instead of returning it to the pool: the
 //! server sees the socket close and stops the query, rather than Plugboard reading the rest
 //! of a large result only to throw it away.
@@ -15,7 +17,7 @@ use plugboard_connector::{
     StatementResult, StreamEvent, TransactionError, Value,
 };
 use sqlx::pool::PoolConnection;
-use sqlx::postgres::{PgArgumentBuffer, PgArguments, PgConnection, PgTypeInfo, PgTypeKind};
+use sqlx::postgres::{PgArgumentBuffer, PgArguments, PgConnection, PgRow, PgTypeInfo, PgTypeKind};
 use sqlx::{
     Arguments as _, Column as _, Either, Executor as _, Row as _, Statement as _,
     TransactionManager as _, TypeInfo as _, ValueRef as _,
@@ -27,8 +29,8 @@ use crate::connect::Pool;
 use crate::error;
 use crate::types::{self, ParamType};
 
-/// Rows decoded per message from the producing task; with [`CHANNEL_BATCHES`] this bounds
-/// what one query holds in memory.
+/// Rows per message from the producing task; with [`CHANNEL_BATCHES`] this bounds what one
+/// query holds in memory.
 const BATCH_ROWS: usize = 512;
 const CHANNEL_BATCHES: usize = 4;
 
@@ -142,12 +144,9 @@ pub(crate) async fn start(
         let (tx, mut rx) = mpsc::channel(CHANNEL_BATCHES);
         let (stale_tx, stale_rx) = oneshot::channel();
         let stale_tx = retry_stale_plan.then_some(stale_tx);
-        let names: Vec<String> = columns.iter().map(|c| c.name.clone()).collect();
         let sql = request.sql.clone();
         let (conn, dirty) = checkout.take();
-        tokio::spawn(produce(
-            conn, dirty, sql, arguments, decoders, names, tx, stale_tx,
-        ));
+        tokio::spawn(produce(conn, dirty, sql, arguments, tx, stale_tx));
         // Either the connection comes back (a stale plan), or the first event arrives and
         // the producer has dropped its stale-plan sender, which disables that branch. The
         // producer hands the connection back before it drops `tx`, so checking that branch
@@ -156,7 +155,9 @@ pub(crate) async fn start(
             biased;
             Ok(returned) = stale_rx => checkout.conn = Some(returned),
             first = rx.recv() => {
-                return Ok(Box::new(ChannelResultStream::new(columns, first, rx)));
+                let names: Vec<String> = columns.iter().map(|c| c.name.clone()).collect();
+                let decode = move |row: PgRow| decode_row(&row, &decoders, &names);
+                return Ok(Box::new(ChannelResultStream::decoding(columns, first, rx, decode)));
             }
         }
     }
@@ -235,8 +236,8 @@ enum Ending {
     Done { rows_affected: u64 },
     /// The server rejected the query; the connection is in a clean state after it.
     Rejected(Error),
-    /// Rows are left unread: the consumer went away, or a row could not be decoded.
-    Abandoned(Option<Error>),
+    /// Rows are left unread: the consumer went away.
+    Abandoned,
     /// The cached statement is stale (see [`start`]).
     StalePlan,
 }
@@ -247,17 +248,14 @@ fn is_stale_plan(e: &sqlx::Error) -> bool {
     })
 }
 
-/// Runs the query on `conn` and feeds decoded batches into `tx`. With `stale`, a stale
+/// Runs the query on `conn` and feeds its rows into `tx` in batches. With `stale`, a stale
 /// cached plan met before any row hands the connection back through it instead.
-#[allow(clippy::too_many_arguments)]
 async fn produce(
     mut conn: PoolConnection<Postgres>,
     dirty_timeout: bool,
     sql: String,
     arguments: PgArguments,
-    decoders: Vec<Decoder>,
-    names: Vec<String>,
-    tx: mpsc::Sender<StreamEvent>,
+    tx: mpsc::Sender<StreamEvent<PgRow>>,
     stale: Option<oneshot::Sender<PoolConnection<Postgres>>>,
 ) {
     let mut batch = Vec::with_capacity(BATCH_ROWS);
@@ -271,7 +269,7 @@ async fn produce(
             // first row.
             let next = tokio::select! {
                 next = rows.next() => next,
-                () = tx.closed() => break Ending::Abandoned(None),
+                () = tx.closed() => break Ending::Abandoned,
             };
             match next {
                 None => break Ending::Done { rows_affected },
@@ -282,22 +280,19 @@ async fn produce(
                 }
                 Some(Err(e)) => break Ending::Rejected(error::map(e, "running the query")),
                 Some(Ok(Either::Left(done))) => rows_affected += done.rows_affected(),
-                Some(Ok(Either::Right(row))) => match decode_row(&row, &decoders, &names) {
-                    Ok(decoded) => batch.push(decoded),
-                    Err(e) => break Ending::Abandoned(Some(e)),
-                },
+                Some(Ok(Either::Right(row))) => batch.push(row),
             }
             if batch.len() == BATCH_ROWS {
                 let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH_ROWS));
                 if tx.send(StreamEvent::Rows(full)).await.is_err() {
-                    break Ending::Abandoned(None);
+                    break Ending::Abandoned;
                 }
                 sent_any = true;
             }
         }
     };
     // A failed send below means the consumer left after the query ended: nothing to stop.
-    let flush = |batch: Vec<Row>| async {
+    let flush = |batch: Vec<PgRow>| async {
         if !batch.is_empty() {
             let _ = tx.send(StreamEvent::Rows(batch)).await;
         }
@@ -317,10 +312,7 @@ async fn produce(
             let _ = tx.send(StreamEvent::Failed(e)).await;
             give_back(conn, dirty_timeout).await;
         }
-        Ending::Abandoned(e) => {
-            if let Some(e) = e {
-                let _ = tx.send(StreamEvent::Failed(e)).await;
-            }
+        Ending::Abandoned => {
             // Do not hand a connection with unread rows back to the pool: closing its
             // socket makes the server stop the query instead of Plugboard reading the rest.
             drop(conn.detach());
@@ -415,7 +407,7 @@ fn type_identity(ty: &PgTypeInfo) -> (u32, Option<char>) {
     (oid, category)
 }
 
-fn decode_row(row: &sqlx::postgres::PgRow, decoders: &[Decoder], names: &[String]) -> Result<Row> {
+fn decode_row(row: &PgRow, decoders: &[Decoder], names: &[String]) -> Result<Row> {
     // Sized once: collecting `Result`s would grow the row from nothing, a reallocation per
     // row of a large result.
     let mut values = Vec::with_capacity(decoders.len());

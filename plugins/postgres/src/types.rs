@@ -260,17 +260,18 @@ fn decode_numeric(bytes: &[u8]) -> Result<String, String> {
         NUMERIC_NINF => return Ok("-Infinity".into()),
         _ => {}
     }
-    let digits: Vec<i16> = (0..ndigits).map(|_| r.i16()).collect::<Result<_, _>>()?;
-    let digit = |i: i32| {
+    // Base-10000 digits, read in place: this runs for every numeric value of a large result.
+    let ndigits = ndigits.max(0);
+    let digits = r.take(ndigits as usize * 2)?;
+    let digit = |i: i32| -> u16 {
         if (0..ndigits).contains(&i) {
-            digits[i as usize]
+            let at = i as usize * 2;
+            i16::from_be_bytes([digits[at], digits[at + 1]]).clamp(0, 9999) as u16
         } else {
             0
         }
     };
-    // Written digit by digit: this runs for every numeric value of a large result.
-    let push4 = |out: &mut String, d: i16| {
-        let d = d.clamp(0, 9999) as u16;
+    let push4 = |out: &mut String, d: u16| {
         for place in [1000, 100, 10, 1] {
             out.push(char::from(b'0' + (d / place % 10) as u8));
         }
@@ -282,15 +283,15 @@ fn decode_numeric(bytes: &[u8]) -> Result<String, String> {
     if weight < 0 {
         out.push('0');
     } else {
-        for i in 0..=weight {
-            if i == 0 {
-                let mut first = String::with_capacity(4);
-                push4(&mut first, digit(0));
-                let trimmed = first.trim_start_matches('0');
-                out.push_str(if trimmed.is_empty() { "0" } else { trimmed });
-            } else {
-                push4(&mut out, digit(i));
+        // The first digit without its leading zeros.
+        let first = digit(0);
+        for place in [1000, 100, 10, 1] {
+            if first >= place || place == 1 {
+                out.push(char::from(b'0' + (first / place % 10) as u8));
             }
+        }
+        for i in 1..=weight {
+            push4(&mut out, digit(i));
         }
     }
     if dscale > 0 {
@@ -403,12 +404,16 @@ fn decode_date(days: i32) -> String {
     match days {
         i32::MAX => "infinity".into(),
         i32::MIN => "-infinity".into(),
-        _ => pg_epoch()
-            .date()
-            .checked_add_signed(Duration::days(days.into()))
-            .map(|d| d.format("%Y-%m-%d").to_string())
-            .unwrap_or_else(|| format!("{days} days from 2000-01-01")),
+        _ => iso::date(days.into()).unwrap_or_else(|| chrono_date(days)),
     }
+}
+
+fn chrono_date(days: i32) -> String {
+    pg_epoch()
+        .date()
+        .checked_add_signed(Duration::days(days.into()))
+        .map(|d| d.format("%Y-%m-%d").to_string())
+        .unwrap_or_else(|| format!("{days} days from 2000-01-01"))
 }
 
 fn format_time(micros: i64) -> String {
@@ -439,6 +444,10 @@ fn decode_timestamp(micros: i64, with_zone: bool) -> String {
         i64::MIN => return "-infinity".into(),
         _ => {}
     }
+    iso::timestamp(micros, with_zone).unwrap_or_else(|| chrono_timestamp(micros, with_zone))
+}
+
+fn chrono_timestamp(micros: i64, with_zone: bool) -> String {
     let Some(ts) = pg_epoch().checked_add_signed(Duration::microseconds(micros)) else {
         return format!("{micros} microseconds from 2000-01-01");
     };
@@ -446,6 +455,89 @@ fn decode_timestamp(micros: i64, with_zone: bool) -> String {
         ts.and_utc().to_rfc3339_opts(SecondsFormat::AutoSi, false)
     } else {
         ts.format("%Y-%m-%dT%H:%M:%S%.f").to_string()
+    }
+}
+
+/// ISO-8601 dates and timestamps written digit by digit, for the years 1 to 9999: a large
+/// result has a date or timestamp in most rows, and chrono's general formatting machinery
+/// was a tenth of the host's time streaming one. Other years (which chrono writes signed
+/// and widened) are left to chrono; the output is chrono's to the byte, which the tests
+/// check.
+mod iso {
+    const MICROS_PER_DAY: i64 = 86_400_000_000;
+    /// Days from 1970-01-01 to PostgreSQL's epoch, 2000-01-01.
+    const PG_EPOCH_DAYS: i64 = 10_957;
+
+    /// `days` after 2000-01-01 as `YYYY-MM-DD`.
+    pub(super) fn date(days: i64) -> Option<String> {
+        let mut out = String::with_capacity(10);
+        push_date(days, &mut out)?;
+        Some(out)
+    }
+
+    /// `micros` after 2000-01-01 as `YYYY-MM-DDTHH:MM:SS[.fff|.ffffff]`, with `+00:00` when
+    /// `with_zone` (a `timestamptz` is sent in UTC).
+    pub(super) fn timestamp(micros: i64, with_zone: bool) -> Option<String> {
+        let mut out = String::with_capacity(32);
+        push_date(micros.div_euclid(MICROS_PER_DAY), &mut out)?;
+        let of_day = micros.rem_euclid(MICROS_PER_DAY);
+        let (seconds, fraction) = (of_day / 1_000_000, of_day % 1_000_000);
+        out.push('T');
+        push_digits(seconds / 3600, 2, &mut out);
+        out.push(':');
+        push_digits(seconds / 60 % 60, 2, &mut out);
+        out.push(':');
+        push_digits(seconds % 60, 2, &mut out);
+        if fraction != 0 {
+            out.push('.');
+            if fraction % 1000 == 0 {
+                push_digits(fraction / 1000, 3, &mut out);
+            } else {
+                push_digits(fraction, 6, &mut out);
+            }
+        }
+        if with_zone {
+            out.push_str("+00:00");
+        }
+        Some(out)
+    }
+
+    fn push_date(days: i64, out: &mut String) -> Option<()> {
+        let (year, month, day) = civil_from_days(days.checked_add(PG_EPOCH_DAYS)?);
+        if !(1..=9999).contains(&year) {
+            return None;
+        }
+        push_digits(year, 4, out);
+        out.push('-');
+        push_digits(month, 2, out);
+        out.push('-');
+        push_digits(day, 2, out);
+        Some(())
+    }
+
+    /// `n` (not negative) in exactly `width` digits, zero-padded.
+    fn push_digits(n: i64, width: u32, out: &mut String) {
+        let mut divisor = 10_i64.pow(width - 1);
+        while divisor > 0 {
+            out.push(char::from(b'0' + (n / divisor % 10) as u8));
+            divisor /= 10;
+        }
+    }
+
+    /// The proleptic Gregorian (year, month, day) of `days` after 1970-01-01: Howard
+    /// Hinnant's `civil_from_days`, in 400-year eras.
+    fn civil_from_days(days: i64) -> (i64, i64, i64) {
+        let z = days + 719_468;
+        let era = z.div_euclid(146_097);
+        let day_of_era = z.rem_euclid(146_097);
+        let year_of_era =
+            (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+        let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+        let mp = (5 * day_of_year + 2) / 153;
+        let day = day_of_year - (153 * mp + 2) / 5 + 1;
+        let month = if mp < 10 { mp + 3 } else { mp - 9 };
+        let year = year_of_era + era * 400 + i64::from(month <= 2);
+        (year, month, day)
     }
 }
 
@@ -808,6 +900,43 @@ mod tests {
 
     fn roundtrip_numeric(text: &str) -> String {
         decode_numeric(&encode_numeric(text).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn dates_and_timestamps_are_written_as_chrono_writes_them() {
+        // A spread of instants from 4713 BC to 294276 AD, each with no fraction,
+        // milliseconds and microseconds, plus the edges of the fast path's years.
+        let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut samples = vec![0, -1, 1, 86_399_999_999, -86_400_000_000];
+        for year_edge in [
+            "0001-01-01T00:00:00",
+            "9999-12-31T23:59:59",
+            "1970-01-01T00:00:00",
+        ] {
+            let t = NaiveDateTime::parse_from_str(year_edge, "%Y-%m-%dT%H:%M:%S").unwrap();
+            let micros = (t - pg_epoch()).num_microseconds().unwrap();
+            samples.extend([micros - 1, micros, micros + 1]);
+        }
+        for _ in 0..20_000 {
+            seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+            let any = (seed as i64) / 1_000_000 * 1_000_000;
+            // Within ±285 years of 2000, where most data is, and anywhere.
+            let near = any % 9_000_000_000_000_000;
+            for whole in [near, any] {
+                samples.extend([whole, whole + 123_000, whole + 123_456]);
+            }
+        }
+        for micros in samples {
+            for with_zone in [false, true] {
+                assert_eq!(
+                    decode_timestamp(micros, with_zone),
+                    chrono_timestamp(micros, with_zone),
+                    "{micros}"
+                );
+            }
+            let days = (micros / 86_400_000_000) as i32;
+            assert_eq!(decode_date(days), chrono_date(days), "{days}");
+        }
     }
 
     #[test]

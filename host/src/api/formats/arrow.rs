@@ -152,17 +152,11 @@ impl Arrow {
                 Box::new(b)
             }
             ArrowKind::Date => {
-                let epoch = chrono::NaiveDate::from_ymd_opt(1970, 1, 1).expect("a valid date");
                 let mut b = Date32Builder::with_capacity(rows.len());
                 for v in values {
                     match v {
                         Value::Null => b.append_null(),
-                        Value::Date(s) => {
-                            let date = chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d")
-                                .map_err(|_| bad(v))?;
-                            let days = (date - epoch).num_days();
-                            b.append_value(i32::try_from(days).map_err(|_| bad(v))?);
-                        }
+                        Value::Date(s) => b.append_value(iso::date_days(s).ok_or_else(|| bad(v))?),
                         other => return Err(bad(other)),
                     }
                 }
@@ -174,14 +168,8 @@ impl Arrow {
                     match v {
                         Value::Null => b.append_null(),
                         Value::Timestamp(s) => {
-                            let micros = if matches!(kind, ArrowKind::Timestamptz) {
-                                chrono::DateTime::parse_from_rfc3339(s)
-                                    .map(|t| t.timestamp_micros())
-                            } else {
-                                chrono::NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S%.f")
-                                    .map(|t| t.and_utc().timestamp_micros())
-                            };
-                            b.append_value(micros.map_err(|_| bad(v))?);
+                            let zoned = matches!(kind, ArrowKind::Timestamptz);
+                            b.append_value(iso::timestamp_micros(s, zoned).ok_or_else(|| bad(v))?);
                         }
                         other => return Err(bad(other)),
                     }
@@ -253,5 +241,207 @@ impl Encoder for Arrow {
         writer.finish().map_err(|e| e.to_string())?;
         self.drain(out);
         Ok(())
+    }
+}
+
+/// Reading back the ISO-8601 dates and timestamps plugins send. The common shapes
+/// (`2024-02-29`, `2024-02-29T12:00:00[.ffffff][Z|±HH:MM]`) are read digit by digit:
+/// chrono's general parsers were the largest single cost of an Arrow result with a
+/// timestamp column. Anything else (other years, leap seconds, other spellings) goes to
+/// chrono, so what is accepted, and its value, is chrono's either way; the tests compare
+/// the two.
+mod iso {
+    /// Days since 1970-01-01 of a `YYYY-MM-DD` date.
+    pub(super) fn date_days(s: &str) -> Option<i32> {
+        fast_date(s.as_bytes())
+            .map(|(y, m, d)| days_from_civil(y, m, d))
+            .and_then(|days| i32::try_from(days).ok())
+            .or_else(|| {
+                let date = chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d").ok()?;
+                let epoch = chrono::NaiveDate::from_ymd_opt(1970, 1, 1)?;
+                i32::try_from((date - epoch).num_days()).ok()
+            })
+    }
+
+    /// Microseconds since 1970-01-01T00:00:00Z; `zoned` timestamps carry an offset (RFC
+    /// 3339), the others none.
+    pub(super) fn timestamp_micros(s: &str, zoned: bool) -> Option<i64> {
+        fast_timestamp(s.as_bytes(), zoned).or_else(|| {
+            if zoned {
+                chrono::DateTime::parse_from_rfc3339(s)
+                    .ok()
+                    .map(|t| t.timestamp_micros())
+            } else {
+                chrono::NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S%.f")
+                    .ok()
+                    .map(|t| t.and_utc().timestamp_micros())
+            }
+        })
+    }
+
+    fn fast_timestamp(b: &[u8], zoned: bool) -> Option<i64> {
+        let (y, m, d) = fast_date(b.get(..10)?)?;
+        if b.get(10) != Some(&b'T') || b.get(13) != Some(&b':') || b.get(16) != Some(&b':') {
+            return None;
+        }
+        let (hour, minute, second) = (digits(b, 11, 2)?, digits(b, 14, 2)?, digits(b, 17, 2)?);
+        // Second 60 (a leap second) is chrono's to interpret.
+        if hour > 23 || minute > 59 || second > 59 {
+            return None;
+        }
+        let mut at = 19;
+        let mut micros = 0;
+        if b.get(at) == Some(&b'.') {
+            let start = at + 1;
+            let count = b[start..].iter().take_while(|c| c.is_ascii_digit()).count();
+            if !(1..=9).contains(&count) {
+                return None;
+            }
+            // Digits past the sixth (nanoseconds) are truncated, as chrono does.
+            let kept = count.min(6);
+            micros = digits(b, start, kept)? * 10_i64.pow((6 - kept) as u32);
+            at = start + count;
+        }
+        let offset_seconds = match (zoned, &b[at..]) {
+            (false, []) => 0,
+            (true, [b'Z']) => 0,
+            (true, [sign @ (b'+' | b'-'), _, _, b':', _, _]) => {
+                let (h, m) = (digits(b, at + 1, 2)?, digits(b, at + 4, 2)?);
+                if h > 23 || m > 59 {
+                    return None;
+                }
+                let seconds = h * 3600 + m * 60;
+                if *sign == b'-' { -seconds } else { seconds }
+            }
+            _ => return None,
+        };
+        let seconds =
+            days_from_civil(y, m, d) * 86_400 + hour * 3600 + minute * 60 + second - offset_seconds;
+        Some(seconds * 1_000_000 + micros)
+    }
+
+    /// A `YYYY-MM-DD` date of the years 1 to 9999 that exists; `None` for anything else.
+    fn fast_date(b: &[u8]) -> Option<(i64, i64, i64)> {
+        if b.len() != 10 || b[4] != b'-' || b[7] != b'-' {
+            return None;
+        }
+        let (y, m, d) = (digits(b, 0, 4)?, digits(b, 5, 2)?, digits(b, 8, 2)?);
+        let leap = y % 4 == 0 && (y % 100 != 0 || y % 400 == 0);
+        let month_days = match m {
+            1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
+            4 | 6 | 9 | 11 => 30,
+            2 if leap => 29,
+            2 => 28,
+            _ => return None,
+        };
+        (y >= 1 && (1..=month_days).contains(&d)).then_some((y, m, d))
+    }
+
+    /// The number written in `b[at..at + n]`, all ASCII digits.
+    fn digits(b: &[u8], at: usize, n: usize) -> Option<i64> {
+        b.get(at..at + n)?.iter().try_fold(0, |acc, c| {
+            c.is_ascii_digit().then(|| acc * 10 + i64::from(c - b'0'))
+        })
+    }
+
+    /// Days since 1970-01-01 of a proleptic Gregorian date: Howard Hinnant's
+    /// `days_from_civil`, in 400-year eras.
+    fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+        let y = if m <= 2 { y - 1 } else { y };
+        let era = y.div_euclid(400);
+        let year_of_era = y.rem_euclid(400);
+        let shifted_month = if m > 2 { m - 3 } else { m + 9 };
+        let day_of_year = (153 * shifted_month + 2) / 5 + d - 1;
+        let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
+        era * 146_097 + day_of_era - 719_468
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        fn chrono_micros(s: &str, zoned: bool) -> Option<i64> {
+            if zoned {
+                chrono::DateTime::parse_from_rfc3339(s)
+                    .ok()
+                    .map(|t| t.timestamp_micros())
+            } else {
+                chrono::NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S%.f")
+                    .ok()
+                    .map(|t| t.and_utc().timestamp_micros())
+            }
+        }
+
+        #[test]
+        fn dates_and_timestamps_read_as_chrono_reads_them() {
+            // What plugins send takes the fast path.
+            assert!(fast_timestamp(b"2024-02-29T12:00:00.123456+00:00", true).is_some());
+            assert!(fast_timestamp(b"2024-02-29T12:00:00", false).is_some());
+            assert!(fast_date(b"2024-02-29").is_some());
+            let mut seed: u64 = 0x853c_49e6_748f_ea9b;
+            let mut next = move |n: u64| {
+                seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+                (seed >> 33) % n
+            };
+            let mut samples: Vec<String> = [
+                "1970-01-01T00:00:00",
+                "0001-01-01T00:00:00",
+                "9999-12-31T23:59:59.999999",
+                "2024-02-29T12:00:00.5",
+                "2023-02-29T12:00:00",
+                "2024-13-01T00:00:00",
+                "2024-01-01T24:00:00",
+                "2024-06-30T23:59:60",
+                "2024-01-01T00:00:00.",
+                "2024-01-01T00:00:00.1234567891",
+                "2024-01-01 00:00:00",
+                "+12024-01-01T00:00:00",
+                "2024-1-01T00:00:00",
+                "2024-01-01T00:00:00+25:00",
+            ]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+            for _ in 0..20_000 {
+                let fraction = match next(4) {
+                    0 => String::new(),
+                    1 => format!(".{:03}", next(1000)),
+                    2 => format!(".{:06}", next(1_000_000)),
+                    _ => format!(".{:09}", next(1_000_000_000)),
+                };
+                samples.push(format!(
+                    "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}{fraction}",
+                    next(10_000),
+                    next(13),
+                    next(32),
+                    next(25),
+                    next(61),
+                    next(61)
+                ));
+            }
+            for sample in samples {
+                for (text, zoned) in [
+                    (sample.clone(), false),
+                    (sample.clone(), true),
+                    (format!("{sample}Z"), true),
+                    (format!("{sample}+00:00"), true),
+                    (format!("{sample}-05:30"), true),
+                    (format!("{sample}+14:00"), false),
+                ] {
+                    assert_eq!(
+                        timestamp_micros(&text, zoned),
+                        chrono_micros(&text, zoned),
+                        "{text} zoned={zoned}"
+                    );
+                }
+                let date = &sample[..sample.len().min(10)];
+                let chrono_days = chrono::NaiveDate::parse_from_str(date, "%Y-%m-%d")
+                    .ok()
+                    .map(|d| {
+                        (d - chrono::NaiveDate::from_ymd_opt(1970, 1, 1).unwrap()).num_days() as i32
+                    });
+                assert_eq!(date_days(date), chrono_days, "{date}");
+            }
+        }
     }
 }

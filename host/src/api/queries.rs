@@ -15,7 +15,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::error::{ApiError, ApiJson, ApiQuery};
-use super::formats::{Encoder, Format};
+use super::formats::{ENCODE_BATCH_ROWS, Encoder, Format};
 use crate::input::{QueryInput, TransactionInput};
 use crate::queries::Outcome;
 use crate::service::{Caller, QueryRun, Service};
@@ -72,7 +72,7 @@ pub async fn query(
         .expect("a streamed format has an encoder");
     // The first rows are read before the response starts, so an error the query meets at
     // once (most do) is answered with its status, not inside a 200.
-    let first = match run.pull(encoder.batch_rows()).await {
+    let first = match run.pull(ENCODE_BATCH_ROWS).await {
         Ok(first) => first,
         Err(e) => {
             run.ticket.finish(Outcome::Failed(e.code()));
@@ -141,15 +141,14 @@ impl Streaming {
         }
         // Rows are encoded a batch at a time as they arrive, so a chunk's rows are never all
         // in memory at once (only its bytes are).
-        let batch_rows = self.encoder.batch_rows();
         let mut rows = self.first.take().unwrap_or_default();
         loop {
             let run = self.run.as_mut()?;
             while !self.ended
-                && rows.len() < batch_rows
+                && rows.len() < ENCODE_BATCH_ROWS
                 && self.remaining.is_none_or(|r| rows.len() < r)
             {
-                match run.pull(batch_rows - rows.len()).await {
+                match run.pull(ENCODE_BATCH_ROWS - rows.len()).await {
                     Ok(Some(batch)) if rows.is_empty() => rows = batch,
                     Ok(Some(batch)) => rows.extend(batch),
                     Ok(None) => self.ended = true,

@@ -4,8 +4,8 @@
 use std::sync::Arc;
 
 use arrow_array::builder::{
-    ArrayBuilder, BinaryBuilder, BooleanBuilder, Date32Builder, Float64Builder, Int64Builder,
-    StringBuilder, TimestampMicrosecondBuilder,
+    BinaryBuilder, BooleanBuilder, Date32Builder, Float64Builder, Int64Builder, StringBuilder,
+    TimestampMicrosecondBuilder,
 };
 use arrow_array::{ArrayRef, RecordBatch};
 use arrow_ipc::writer::StreamWriter;
@@ -58,12 +58,109 @@ impl ArrowKind {
     }
 }
 
-/// The Arrow IPC stream format: a schema message, one record batch per pulled batch, an
-/// end-of-stream marker.
+/// One column's values on their way into the next record batch.
+enum ColumnBuilder {
+    Boolean(BooleanBuilder),
+    Int(Int64Builder),
+    Float(Float64Builder),
+    Binary(BinaryBuilder),
+    Date(Date32Builder),
+    /// With the time zone, for `Timestamptz`.
+    Timestamp(TimestampMicrosecondBuilder, Option<&'static str>),
+    Text(StringBuilder),
+}
+
+impl ColumnBuilder {
+    fn new(kind: ArrowKind) -> ColumnBuilder {
+        let rows = RECORD_BATCH_ROWS;
+        match kind {
+            ArrowKind::Boolean => ColumnBuilder::Boolean(BooleanBuilder::with_capacity(rows)),
+            ArrowKind::Int => ColumnBuilder::Int(Int64Builder::with_capacity(rows)),
+            ArrowKind::Float => ColumnBuilder::Float(Float64Builder::with_capacity(rows)),
+            ArrowKind::Binary => {
+                ColumnBuilder::Binary(BinaryBuilder::with_capacity(rows, rows * 16))
+            }
+            ArrowKind::Date => ColumnBuilder::Date(Date32Builder::with_capacity(rows)),
+            ArrowKind::Timestamp | ArrowKind::Timestamptz => ColumnBuilder::Timestamp(
+                TimestampMicrosecondBuilder::with_capacity(rows),
+                matches!(kind, ArrowKind::Timestamptz).then_some("UTC"),
+            ),
+            ArrowKind::Text => ColumnBuilder::Text(StringBuilder::with_capacity(rows, rows * 16)),
+        }
+    }
+
+    /// Appends `value`; `false` when the column's Arrow type cannot hold it.
+    fn append(&mut self, value: &Value) -> bool {
+        match (self, value) {
+            (ColumnBuilder::Boolean(b), Value::Null) => b.append_null(),
+            (ColumnBuilder::Boolean(b), Value::Boolean(x)) => b.append_value(*x),
+            (ColumnBuilder::Int(b), Value::Null) => b.append_null(),
+            (ColumnBuilder::Int(b), Value::Int(x)) => b.append_value(*x),
+            (ColumnBuilder::Int(b), Value::Uint(x)) => match i64::try_from(*x) {
+                Ok(x) => b.append_value(x),
+                Err(_) => return false,
+            },
+            (ColumnBuilder::Float(b), Value::Null) => b.append_null(),
+            (ColumnBuilder::Float(b), Value::Float(x)) => b.append_value(*x),
+            (ColumnBuilder::Float(b), Value::Int(x)) => b.append_value(*x as f64),
+            (ColumnBuilder::Binary(b), Value::Null) => b.append_null(),
+            (ColumnBuilder::Binary(b), Value::Bytes(x)) => b.append_value(x),
+            (ColumnBuilder::Date(b), Value::Null) => b.append_null(),
+            (ColumnBuilder::Date(b), Value::Date(s)) => match iso::date_days(s) {
+                Some(days) => b.append_value(days),
+                None => return false,
+            },
+            (ColumnBuilder::Timestamp(b, _), Value::Null) => b.append_null(),
+            (ColumnBuilder::Timestamp(b, zone), Value::Timestamp(s)) => {
+                match iso::timestamp_micros(s, zone.is_some()) {
+                    Some(micros) => b.append_value(micros),
+                    None => return false,
+                }
+            }
+            (ColumnBuilder::Text(b), value) => match value {
+                Value::Null => b.append_null(),
+                Value::Decimal(s)
+                | Value::Text(s)
+                | Value::Date(s)
+                | Value::Time(s)
+                | Value::Timestamp(s) => b.append_value(s),
+                Value::Json(j) => b.append_value(j.to_string()),
+                other => match other.to_json() {
+                    serde_json::Value::String(s) => b.append_value(s),
+                    json => b.append_value(json.to_string()),
+                },
+            },
+            _ => return false,
+        }
+        true
+    }
+
+    /// The values appended so far, as an array; the builder starts empty again.
+    fn finish(&mut self) -> ArrayRef {
+        match self {
+            ColumnBuilder::Boolean(b) => Arc::new(b.finish()),
+            ColumnBuilder::Int(b) => Arc::new(b.finish()),
+            ColumnBuilder::Float(b) => Arc::new(b.finish()),
+            ColumnBuilder::Binary(b) => Arc::new(b.finish()),
+            ColumnBuilder::Date(b) => Arc::new(b.finish()),
+            ColumnBuilder::Timestamp(b, zone) => {
+                Arc::new(b.finish().with_timezone_opt(zone.map(|z| z.to_owned())))
+            }
+            ColumnBuilder::Text(b) => Arc::new(b.finish()),
+        }
+    }
+}
+
+/// The Arrow IPC stream format: a schema message, record batches of up to
+/// [`RECORD_BATCH_ROWS`] rows, an end-of-stream marker. Rows are appended to the column
+/// builders as they arrive, so only the batch being built is held, in Arrow's compact form.
 pub(super) struct Arrow {
     schema: Arc<Schema>,
     kinds: Vec<ArrowKind>,
     names: Vec<String>,
+    builders: Vec<ColumnBuilder>,
+    /// Rows in the builders.
+    pending: usize,
     writer: Option<StreamWriter<Vec<u8>>>,
 }
 
@@ -80,8 +177,10 @@ impl Arrow {
             .collect();
         Arrow {
             schema: Arc::new(Schema::new(fields)),
+            builders: kinds.iter().map(|k| ColumnBuilder::new(*k)).collect(),
             kinds,
             names: columns.iter().map(|c| c.name.clone()).collect(),
+            pending: 0,
             writer: None,
         }
     }
@@ -92,120 +191,35 @@ impl Arrow {
         }
     }
 
-    fn column(&self, index: usize, rows: &[Row]) -> Result<ArrayRef, String> {
-        let name = &self.names[index];
-        let bad = |v: &Value| {
-            format!(
-                "column `{name}`: a {} value (`{}`) cannot be written as Arrow {}; ask for \
-                 ndjson or csv, or cast it in the query",
-                v.kind(),
-                v.to_json(),
-                self.kinds[index].data_type()
-            )
-        };
-        let values = rows.iter().map(|r| &r[index]);
-        let mut builder: Box<dyn ArrayBuilder> = match self.kinds[index] {
-            ArrowKind::Boolean => {
-                let mut b = BooleanBuilder::with_capacity(rows.len());
-                for v in values {
-                    match v {
-                        Value::Null => b.append_null(),
-                        Value::Boolean(x) => b.append_value(*x),
-                        other => return Err(bad(other)),
-                    }
-                }
-                Box::new(b)
-            }
-            ArrowKind::Int => {
-                let mut b = Int64Builder::with_capacity(rows.len());
-                for v in values {
-                    match v {
-                        Value::Null => b.append_null(),
-                        Value::Int(x) => b.append_value(*x),
-                        Value::Uint(x) => b.append_value(i64::try_from(*x).map_err(|_| bad(v))?),
-                        other => return Err(bad(other)),
-                    }
-                }
-                Box::new(b)
-            }
-            ArrowKind::Float => {
-                let mut b = Float64Builder::with_capacity(rows.len());
-                for v in values {
-                    match v {
-                        Value::Null => b.append_null(),
-                        Value::Float(x) => b.append_value(*x),
-                        Value::Int(x) => b.append_value(*x as f64),
-                        other => return Err(bad(other)),
-                    }
-                }
-                Box::new(b)
-            }
-            ArrowKind::Binary => {
-                let mut b = BinaryBuilder::with_capacity(rows.len(), rows.len() * 16);
-                for v in values {
-                    match v {
-                        Value::Null => b.append_null(),
-                        Value::Bytes(x) => b.append_value(x),
-                        other => return Err(bad(other)),
-                    }
-                }
-                Box::new(b)
-            }
-            ArrowKind::Date => {
-                let mut b = Date32Builder::with_capacity(rows.len());
-                for v in values {
-                    match v {
-                        Value::Null => b.append_null(),
-                        Value::Date(s) => b.append_value(iso::date_days(s).ok_or_else(|| bad(v))?),
-                        other => return Err(bad(other)),
-                    }
-                }
-                Box::new(b)
-            }
-            kind @ (ArrowKind::Timestamp | ArrowKind::Timestamptz) => {
-                let mut b = TimestampMicrosecondBuilder::with_capacity(rows.len());
-                for v in values {
-                    match v {
-                        Value::Null => b.append_null(),
-                        Value::Timestamp(s) => {
-                            let zoned = matches!(kind, ArrowKind::Timestamptz);
-                            b.append_value(iso::timestamp_micros(s, zoned).ok_or_else(|| bad(v))?);
-                        }
-                        other => return Err(bad(other)),
-                    }
-                }
-                let b = b.with_timezone_opt(matches!(kind, ArrowKind::Timestamptz).then(|| "UTC"));
-                Box::new(b)
-            }
-            ArrowKind::Text => {
-                let mut b = StringBuilder::with_capacity(rows.len(), rows.len() * 16);
-                for v in values {
-                    match v {
-                        Value::Null => b.append_null(),
-                        Value::Decimal(s)
-                        | Value::Text(s)
-                        | Value::Date(s)
-                        | Value::Time(s)
-                        | Value::Timestamp(s) => b.append_value(s),
-                        Value::Json(j) => b.append_value(j.to_string()),
-                        other => match other.to_json() {
-                            serde_json::Value::String(s) => b.append_value(s),
-                            json => b.append_value(json.to_string()),
-                        },
-                    }
-                }
-                Box::new(b)
-            }
-        };
-        Ok(builder.finish())
+    /// Writes the rows in the builders as one record batch.
+    fn flush(&mut self, out: &mut Vec<u8>) -> Result<(), String> {
+        if self.pending == 0 {
+            return Ok(());
+        }
+        let columns: Vec<ArrayRef> = self.builders.iter_mut().map(|b| b.finish()).collect();
+        let options = arrow_array::RecordBatchOptions::new().with_row_count(Some(self.pending));
+        self.pending = 0;
+        let batch = RecordBatch::try_new_with_options(self.schema.clone(), columns, &options)
+            .map_err(|e| e.to_string())?;
+        let writer = self.writer.as_mut().expect("the header was written");
+        writer.write(&batch).map_err(|e| e.to_string())?;
+        self.drain(out);
+        Ok(())
+    }
+
+    fn cannot_hold(&self, index: usize, value: &Value) -> String {
+        format!(
+            "column `{}`: a {} value (`{}`) cannot be written as Arrow {}; ask for ndjson or \
+             csv, or cast it in the query",
+            self.names[index],
+            value.kind(),
+            value.to_json(),
+            self.kinds[index].data_type()
+        )
     }
 }
 
 impl Encoder for Arrow {
-    fn batch_rows(&self) -> usize {
-        RECORD_BATCH_ROWS
-    }
-
     fn header(&mut self, out: &mut Vec<u8>) -> Result<(), String> {
         let writer = StreamWriter::try_new(Vec::new(), &self.schema).map_err(|e| e.to_string())?;
         self.writer = Some(writer);
@@ -214,29 +228,22 @@ impl Encoder for Arrow {
     }
 
     fn rows(&mut self, rows: &[Row], out: &mut Vec<u8>) -> Result<(), String> {
-        if rows.is_empty() {
-            return Ok(());
+        for row in rows {
+            for (i, (builder, value)) in self.builders.iter_mut().zip(row).enumerate() {
+                if !builder.append(value) {
+                    return Err(self.cannot_hold(i, value));
+                }
+            }
+            self.pending += 1;
+            if self.pending == RECORD_BATCH_ROWS {
+                self.flush(out)?;
+            }
         }
-        let columns = (0..self.kinds.len())
-            .map(|i| self.column(i, rows))
-            .collect::<Result<Vec<_>, _>>()?;
-        let batch = if columns.is_empty() {
-            RecordBatch::try_new_with_options(
-                self.schema.clone(),
-                columns,
-                &arrow_array::RecordBatchOptions::new().with_row_count(Some(rows.len())),
-            )
-        } else {
-            RecordBatch::try_new(self.schema.clone(), columns)
-        }
-        .map_err(|e| e.to_string())?;
-        let writer = self.writer.as_mut().expect("the header was written");
-        writer.write(&batch).map_err(|e| e.to_string())?;
-        self.drain(out);
         Ok(())
     }
 
     fn finish(&mut self, out: &mut Vec<u8>) -> Result<(), String> {
+        self.flush(out)?;
         let writer = self.writer.as_mut().expect("the header was written");
         writer.finish().map_err(|e| e.to_string())?;
         self.drain(out);

@@ -102,19 +102,15 @@ impl Format {
     }
 }
 
-/// Rows a text format encodes per call: few enough that a batch's values stay in the
+/// Rows to hand an encoder per call: few enough that a batch's values stay in the
 /// processor's cache and their allocations are reused from one batch to the next.
-const TEXT_BATCH_ROWS: usize = 512;
-/// Rows per Arrow record batch: enough that each batch's fixed cost (its message, a
-/// builder per column) is spread thin.
-pub(super) const RECORD_BATCH_ROWS: usize = 8_192;
+pub const ENCODE_BATCH_ROWS: usize = 512;
+/// Rows per Arrow record batch: enough that each batch's fixed cost (its message, an array
+/// per column) is spread thin.
+const RECORD_BATCH_ROWS: usize = 8_192;
 
 /// Writes a streamed format: a header, batches of rows, an end.
 pub trait Encoder: Send {
-    /// Rows this encoder takes per [`Encoder::rows`] call (fewer at the end of a result).
-    fn batch_rows(&self) -> usize {
-        TEXT_BATCH_ROWS
-    }
     /// What comes before the first row.
     fn header(&mut self, out: &mut Vec<u8>) -> Result<(), String>;
     /// A batch of rows.
@@ -237,6 +233,40 @@ mod tests {
             .unwrap();
         assert_eq!(at.value(0), 1_709_208_000_500_000);
         assert!(arrow_array::Array::is_null(at, 1));
+    }
+
+    #[test]
+    fn arrow_gathers_small_calls_into_record_batches_of_8192_rows() {
+        let mut encoder = Format::Arrow.encoder(&columns()).unwrap();
+        let mut out = Vec::new();
+        encoder.header(&mut out).unwrap();
+        let total = RECORD_BATCH_ROWS * 2 + 100;
+        let mut sizes_after_each_call = Vec::new();
+        for start in (0..total).step_by(ENCODE_BATCH_ROWS) {
+            let rows: Vec<Row> = (start..total.min(start + ENCODE_BATCH_ROWS))
+                .map(|i| vec![Value::Int(i as i64), Value::Null, Value::Null, Value::Null])
+                .collect();
+            encoder.rows(&rows, &mut out).unwrap();
+            sizes_after_each_call.push(out.len());
+        }
+        encoder.finish(&mut out).unwrap();
+        // Bytes appear only when a record batch is complete.
+        sizes_after_each_call.dedup();
+        assert_eq!(
+            sizes_after_each_call.len(),
+            3,
+            "schema, then two full batches"
+        );
+        let reader = arrow_ipc::reader::StreamReader::try_new(&out[..], None).unwrap();
+        let batches: Vec<RecordBatch> = reader.map(Result::unwrap).collect();
+        let sizes: Vec<usize> = batches.iter().map(RecordBatch::num_rows).collect();
+        assert_eq!(sizes, [RECORD_BATCH_ROWS, RECORD_BATCH_ROWS, 100]);
+        let ids = batches[2]
+            .column(0)
+            .as_any()
+            .downcast_ref::<arrow_array::Int64Array>()
+            .unwrap();
+        assert_eq!(ids.value(99), total as i64 - 1);
     }
 
     #[test]

@@ -5,7 +5,7 @@
 //! connection, which works for every statement on both MySQL and MariaDB (unlike
 //! MySQL's `max_execution_time`, for SELECT only, or MariaDB's `max_statement_time`). The same
 //! kill stops a query whose consumer went away. Rows travel through the bounded channel
-//! every native plugin shares.
+//! every native plugin shares, as sqlx's rows: the consumer decodes them as it takes them.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -16,7 +16,7 @@ use plugboard_connector::{
     ChannelResultStream, ColumnMeta, Error, QueryRequest, Result, ResultStream, Row,
     StatementResult, StreamEvent, TransactionError, Value,
 };
-use sqlx::mysql::{MySqlArguments, MySqlConnectOptions, MySqlConnection};
+use sqlx::mysql::{MySqlArguments, MySqlConnectOptions, MySqlConnection, MySqlRow};
 use sqlx::pool::PoolConnection;
 use sqlx::{
     Arguments as _, Column as _, ConnectOptions as _, Connection as _, Decode, Either,
@@ -28,8 +28,10 @@ use tokio::sync::mpsc;
 use crate::connect::{Pool, Target};
 use crate::{error, types};
 
-const BATCH_ROWS: usize = 256;
-const CHANNEL_BATCHES: usize = 2;
+/// Rows per message from the producing task, and messages it may be ahead by (as the
+/// PostgreSQL plugin's, whose streaming benchmark chose them).
+const BATCH_ROWS: usize = 512;
+const CHANNEL_BATCHES: usize = 16;
 
 /// Stops a running query from outside its connection.
 #[derive(Clone)]
@@ -179,30 +181,24 @@ pub(crate) async fn start(
     };
     let (tx, mut rx) = mpsc::channel(CHANNEL_BATCHES);
     let width = columns.len();
-    tokio::spawn(produce(
-        conn,
-        request.sql,
-        arguments,
-        width,
-        tx,
-        killer,
-        timeout,
-    ));
+    tokio::spawn(produce(conn, request.sql, arguments, tx, killer, timeout));
     let first = rx.recv().await;
-    Ok(Box::new(ChannelResultStream::new(columns, first, rx)))
+    let decode = move |row: MySqlRow| decode_row(&row, width);
+    Ok(Box::new(ChannelResultStream::decoding(
+        columns, first, rx, decode,
+    )))
 }
 
 async fn produce(
     mut conn: PoolConnection<MySql>,
     sql: String,
     arguments: MySqlArguments,
-    width: usize,
-    tx: mpsc::Sender<StreamEvent>,
+    tx: mpsc::Sender<StreamEvent<MySqlRow>>,
     killer: Killer,
     timeout: Option<Duration>,
 ) {
     let watchdog = killer.watch(timeout);
-    let mut batch: Vec<Row> = Vec::with_capacity(BATCH_ROWS);
+    let mut batch: Vec<MySqlRow> = Vec::with_capacity(BATCH_ROWS);
     let last = {
         let mut rows = (&mut *conn).fetch_many(sqlx::query_with(&sql, arguments));
         let mut rows_affected = 0;
@@ -232,14 +228,7 @@ async fn produce(
                 }
                 Some(Ok(Either::Left(done))) => rows_affected += done.rows_affected(),
                 Some(Ok(Either::Right(row))) => {
-                    match decode_row(&row, width) {
-                        Ok(r) => batch.push(r),
-                        Err(e) => {
-                            killer.kill().await;
-                            while rows.next().await.is_some() {}
-                            break Some(StreamEvent::Failed(e));
-                        }
-                    }
+                    batch.push(row);
                     if batch.len() == BATCH_ROWS {
                         let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH_ROWS));
                         if tx.send(StreamEvent::Rows(full)).await.is_err() {
@@ -360,7 +349,7 @@ async fn run_statement(
 
 /// Decodes a row by the types the server sent with the result, which can be more precise
 /// than the prepared statement's (a bare `?` column is typed NULL until executed).
-fn decode_row(row: &sqlx::mysql::MySqlRow, width: usize) -> Result<Row> {
+fn decode_row(row: &MySqlRow, width: usize) -> Result<Row> {
     // Sized once, rather than grown from nothing as collecting `Result`s would.
     let mut values = Vec::with_capacity(width);
     for i in 0..width {
@@ -371,12 +360,13 @@ fn decode_row(row: &sqlx::mysql::MySqlRow, width: usize) -> Result<Row> {
             values.push(Value::Null);
             continue;
         }
-        let name = raw.type_info().name().to_owned();
+        // The value's type is its column's, borrowed from the row rather than copied.
+        let name = row.column(i).type_info().name();
         // Read the bytes as they came, whatever the type: the decoding is ours.
         let bytes = <&[u8] as Decode<MySql>>::decode(raw)
             .map_err(|e| Error::Unsupported(format!("column {}: {e}", i + 1)))?;
         values.push(
-            types::decode(&name, bytes)
+            types::decode(name, bytes)
                 .map_err(|e| Error::Unsupported(format!("column {}: {e}", i + 1)))?,
         );
     }

@@ -17,6 +17,10 @@ use crate::store::{HistoryRecord, Store};
 const QUEUE: usize = 10_000;
 /// Records written per store transaction, at most.
 const BATCH: usize = 256;
+/// How long the writer gathers records after the first of a batch arrives: a busy host
+/// then commits (and syncs to disk) a few times a second instead of once per query, which
+/// was a fifth of the host's CPU at 3,000 queries a second. A flush ends the wait at once.
+const GATHER: Duration = Duration::from_millis(100);
 /// How often old history is pruned.
 const PRUNE_EVERY: Duration = Duration::from_secs(3600);
 
@@ -112,6 +116,7 @@ async fn write(store: Store, settings: HistorySettings, mut rx: mpsc::Receiver<M
                 if received == 0 {
                     return;
                 }
+                gather(&mut rx, &mut batch).await;
                 let mut records = Vec::with_capacity(batch.len());
                 for message in batch.drain(..) {
                     match message {
@@ -128,6 +133,23 @@ async fn write(store: Store, settings: HistorySettings, mut rx: mpsc::Receiver<M
                 }
                 for done in flushed.drain(..) {
                     let _ = done.send(());
+                }
+            }
+        }
+    }
+}
+
+/// Adds what arrives within [`GATHER`] to `batch`, up to [`BATCH`]; at once when someone
+/// waits for a flush.
+async fn gather(rx: &mut mpsc::Receiver<Message>, batch: &mut Vec<Message>) {
+    let window = tokio::time::sleep(GATHER);
+    tokio::pin!(window);
+    while batch.len() < BATCH && !batch.iter().any(|m| matches!(m, Message::Flush(_))) {
+        tokio::select! {
+            () = &mut window => return,
+            received = rx.recv_many(batch, BATCH - batch.len()) => {
+                if received == 0 {
+                    return;
                 }
             }
         }

@@ -35,7 +35,7 @@ pub use config::{
 };
 pub use error::{Error, QueryError, Result};
 pub use plugin::{Plugin, Session};
-pub use pool::{Percentiles, PoolMeter, PoolStatus};
+pub use pool::{PING_AFTER_IDLE, Percentiles, PoolMeter, PoolStatus};
 pub use query::{ColumnMeta, QueryRequest, ResultStream, Row, StatementResult, TransactionError};
 pub use schema::{
     ColumnInfo, FieldStats, ForeignKeyInfo, IndexInfo, IntrospectInclude, IntrospectOptions,

@@ -3,7 +3,9 @@
 use std::str::FromStr;
 use std::time::Duration;
 
-use plugboard_connector::{ConnectionConfig, Error, PoolMeter, PoolSettings, PoolStatus, Result};
+use plugboard_connector::{
+    ConnectionConfig, Error, PING_AFTER_IDLE, PoolMeter, PoolSettings, PoolStatus, Result,
+};
 use sqlx::mysql::{MySqlConnectOptions, MySqlPoolOptions, MySqlSslMode};
 use sqlx::pool::PoolConnection;
 use sqlx::{ConnectOptions as _, Connection as _, MySql, MySqlPool, TransactionManager as _};
@@ -86,6 +88,15 @@ impl Target {
             .acquire_timeout(self.pool.acquire_timeout())
             .idle_timeout(self.pool.idle_timeout())
             .max_lifetime(self.pool.max_lifetime())
+            .test_before_acquire(false)
+            .before_acquire(|conn, meta| {
+                Box::pin(async move {
+                    if meta.idle_for >= PING_AFTER_IDLE {
+                        conn.ping().await?;
+                    }
+                    Ok(true)
+                })
+            })
             .after_release(|conn, _| {
                 Box::pin(async move {
                     // A query on a read-only connection runs in a transaction; whatever

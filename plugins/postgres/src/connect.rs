@@ -3,7 +3,9 @@
 use std::str::FromStr;
 use std::time::Duration;
 
-use plugboard_connector::{ConnectionConfig, Error, PoolMeter, PoolSettings, PoolStatus, Result};
+use plugboard_connector::{
+    ConnectionConfig, Error, PING_AFTER_IDLE, PoolMeter, PoolSettings, PoolStatus, Result,
+};
 use sqlx::pool::PoolConnection;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgSslMode};
 use sqlx::{
@@ -108,6 +110,15 @@ impl Target {
             .acquire_timeout(self.pool.acquire_timeout())
             .idle_timeout(self.pool.idle_timeout())
             .max_lifetime(self.pool.max_lifetime())
+            .test_before_acquire(false)
+            .before_acquire(|conn, meta| {
+                Box::pin(async move {
+                    if meta.idle_for >= PING_AFTER_IDLE {
+                        conn.ping().await?;
+                    }
+                    Ok(true)
+                })
+            })
             .after_connect(|conn, _| {
                 Box::pin(async move {
                     // PostgreSQL 14+ can notice, during a long query, that its client is

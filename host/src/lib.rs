@@ -42,6 +42,10 @@ use crate::secrets::{KeySource, SecretBox};
 use crate::service::Service;
 use crate::store::Store;
 
+/// What the binary logs unless `RUST_LOG` says otherwise: sqlx logs every statement at
+/// DEBUG and slow ones at INFO, so only its warnings are kept.
+pub const DEFAULT_LOG_FILTER: &str = "info,sqlx=warn";
+
 /// How long a connection's session (and its pool) stays open without use.
 pub const SESSION_IDLE: Duration = Duration::from_secs(600);
 

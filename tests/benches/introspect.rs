@@ -63,6 +63,7 @@ fn psql_script() -> String {
 
 #[tokio::main]
 async fn main() {
+    plugboard_tests::bench::log_as_the_binary_does();
     let pg = PgServer::start();
     let db = pg.create_database("bench");
     let started = Instant::now();

@@ -43,6 +43,7 @@ fn client() -> &'static str {
 
 #[tokio::main]
 async fn main() {
+    plugboard_tests::bench::log_as_the_binary_does();
     let maria = MariaServer::start();
     let db = maria.create_database("bench");
     let started = Instant::now();

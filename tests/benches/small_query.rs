@@ -111,6 +111,7 @@ async fn plugboard(server: &TestServer, id: &str, clients: usize, accounts: u32)
 
 #[tokio::main]
 async fn main() {
+    plugboard_tests::bench::log_as_the_binary_does();
     let pg = PgServer::start();
     let db = pg.create_database("pgbench");
     let init = Command::new(pg.bin_dir().join("pgbench"))

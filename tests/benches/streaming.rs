@@ -60,6 +60,7 @@ fn reset_peak_rss() {
 
 #[tokio::main]
 async fn main() {
+    plugboard_tests::bench::log_as_the_binary_does();
     let pg = PgServer::start();
     let db = pg.create_database("stream");
     pg.exec_as_test_user(

@@ -152,6 +152,7 @@ fn percentile(samples: &mut [Duration], p: f64) -> Duration {
 
 #[tokio::main]
 async fn main() {
+    plugboard_tests::bench::log_as_the_binary_does();
     let wasm = plugboard_tests::wasm::load("plugboard-test-plugin-hostile").await;
     let native: Arc<dyn Plugin> = Arc::new(Native(wasm.info().clone()));
     per_call(wasm.as_ref()).await; // warm-up

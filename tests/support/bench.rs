@@ -20,6 +20,16 @@ impl Comparison {
     }
 }
 
+/// Logs as the binary does by default ([`plugboard::DEFAULT_LOG_FILTER`], to stderr)
+/// instead of capturing every DEBUG line in memory as the tests do, so a benchmark measures
+/// the server as it runs. Call it before starting a [`TestServer`].
+pub fn log_as_the_binary_does() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(plugboard::DEFAULT_LOG_FILTER)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
 /// Milliseconds, for printing.
 pub fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0

@@ -159,7 +159,7 @@ async fn gather(rx: &mut mpsc::Receiver<Message>, batch: &mut Vec<Message>) {
 async fn prune_old(store: &Store, settings: &HistorySettings) {
     let cutoff = chrono::Utc::now()
         - chrono::Duration::from_std(settings.max_age).unwrap_or(chrono::Duration::MAX);
-    let cutoff = cutoff.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    let cutoff = crate::store::query_time(cutoff);
     match store.prune_history(&cutoff, settings.max_rows).await {
         Ok(0) => {}
         Ok(n) => tracing::info!(deleted = n, "pruned query history"),

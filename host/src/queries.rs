@@ -115,7 +115,7 @@ impl Ticket {
             engine: engine.to_owned(),
             kind,
             who,
-            started_at: crate::store::now(),
+            started_at: crate::store::query_time(chrono::Utc::now()),
             elapsed_ms: 0.0,
             sql_hash,
             sql,

@@ -275,10 +275,7 @@ pub async fn history(
         value
             .map(|v| {
                 chrono::DateTime::parse_from_rfc3339(&v)
-                    .map(|t| {
-                        t.with_timezone(&chrono::Utc)
-                            .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
-                    })
+                    .map(|t| crate::store::query_time(t.with_timezone(&chrono::Utc)))
                     .map_err(|_| bad(format!("{name} must be an RFC 3339 time, not `{v}`")))
             })
             .transpose()

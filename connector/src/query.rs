@@ -59,6 +59,18 @@ pub struct StatementResult {
     pub rows_affected: Option<u64>,
 }
 
+impl StatementResult {
+    /// A result with these columns and, as yet, nothing in it.
+    pub fn new(columns: Vec<ColumnMeta>) -> StatementResult {
+        StatementResult {
+            columns,
+            rows: Vec::new(),
+            truncated: false,
+            rows_affected: None,
+        }
+    }
+}
+
 /// Why a transaction was rolled back.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[error("{}", match .statement {

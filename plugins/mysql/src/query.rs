@@ -326,12 +326,7 @@ async fn run_statement(
 ) -> Result<StatementResult> {
     let (columns, arguments) = prepare(conn, request).await?;
     let width = columns.len();
-    let mut out = StatementResult {
-        columns,
-        rows: Vec::new(),
-        truncated: false,
-        rows_affected: None,
-    };
+    let mut out = StatementResult::new(columns);
     let mut affected = 0;
     let mut rows = conn.fetch_many(sqlx::query_with(&request.sql, arguments));
     while let Some(item) = rows.next().await {

@@ -370,12 +370,7 @@ pub(crate) async fn transaction(
                 .map_err(|e| error::map(e, "setting the statement timeout"))?;
             let (columns, decoders, arguments) = prepare(&mut tx, request).await?;
             let names: Vec<String> = columns.iter().map(|c| c.name.clone()).collect();
-            let mut out = StatementResult {
-                columns,
-                rows: Vec::new(),
-                truncated: false,
-                rows_affected: None,
-            };
+            let mut out = StatementResult::new(columns);
             let mut affected = 0;
             let mut rows = (&mut *tx).fetch_many(sqlx::query_with(&request.sql, arguments));
             while let Some(item) = rows.next().await {

@@ -1,5 +1,5 @@
-//! Arrow IPC: each batch of rows becomes one record batch, built column by column through
-//! the `arrow` crates' builders.
+//! Arrow IPC: rows are appended to one `arrow` builder per column, and every
+//! [`RECORD_BATCH_ROWS`] rows (and at the end) the builders become a record batch.
 
 use std::sync::Arc;
 
@@ -13,6 +13,9 @@ use arrow_schema::{DataType, Field, Schema, TimeUnit};
 use plugboard_connector::{ColumnMeta, CommonType, Row, Value};
 
 use super::{Encoder, RECORD_BATCH_ROWS};
+
+/// The time zone of time-zone-aware timestamps, which are sent in UTC.
+const UTC: &str = "UTC";
 
 /// How a column's values become Arrow.
 #[derive(Debug, Clone, Copy)]
@@ -50,9 +53,7 @@ impl ArrowKind {
             ArrowKind::Binary => DataType::Binary,
             ArrowKind::Date => DataType::Date32,
             ArrowKind::Timestamp => DataType::Timestamp(TimeUnit::Microsecond, None),
-            ArrowKind::Timestamptz => {
-                DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()))
-            }
+            ArrowKind::Timestamptz => DataType::Timestamp(TimeUnit::Microsecond, Some(UTC.into())),
             ArrowKind::Text => DataType::Utf8,
         }
     }
@@ -83,7 +84,7 @@ impl ColumnBuilder {
             ArrowKind::Date => ColumnBuilder::Date(Date32Builder::with_capacity(rows)),
             ArrowKind::Timestamp | ArrowKind::Timestamptz => ColumnBuilder::Timestamp(
                 TimestampMicrosecondBuilder::with_capacity(rows),
-                matches!(kind, ArrowKind::Timestamptz).then_some("UTC"),
+                matches!(kind, ArrowKind::Timestamptz).then_some(UTC),
             ),
             ArrowKind::Text => ColumnBuilder::Text(StringBuilder::with_capacity(rows, rows * 16)),
         }
@@ -155,9 +156,8 @@ impl ColumnBuilder {
 /// [`RECORD_BATCH_ROWS`] rows, an end-of-stream marker. Rows are appended to the column
 /// builders as they arrive, so only the batch being built is held, in Arrow's compact form.
 pub(super) struct Arrow {
+    /// The columns' names and Arrow types.
     schema: Arc<Schema>,
-    kinds: Vec<ArrowKind>,
-    names: Vec<String>,
     builders: Vec<ColumnBuilder>,
     /// Rows in the builders.
     pending: usize,
@@ -178,8 +178,6 @@ impl Arrow {
         Arrow {
             schema: Arc::new(Schema::new(fields)),
             builders: kinds.iter().map(|k| ColumnBuilder::new(*k)).collect(),
-            kinds,
-            names: columns.iter().map(|c| c.name.clone()).collect(),
             pending: 0,
             writer: None,
         }
@@ -208,13 +206,14 @@ impl Arrow {
     }
 
     fn cannot_hold(&self, index: usize, value: &Value) -> String {
+        let field = self.schema.field(index);
         format!(
             "column `{}`: a {} value (`{}`) cannot be written as Arrow {}; ask for ndjson or \
              csv, or cast it in the query",
-            self.names[index],
+            field.name(),
             value.kind(),
             value.to_json(),
-            self.kinds[index].data_type()
+            field.data_type()
         )
     }
 }

@@ -12,7 +12,11 @@ use arrow_ipc::writer::StreamWriter;
 use arrow_schema::{DataType, Field, Schema, TimeUnit};
 use plugboard_connector::{ColumnMeta, CommonType, Row, Value};
 
-use super::{Encoder, RECORD_BATCH_ROWS};
+use super::Encoder;
+
+/// Rows per record batch: enough that each batch's fixed cost (its message, an array per
+/// column) is spread thin.
+pub(super) const RECORD_BATCH_ROWS: usize = 8_192;
 
 /// The time zone of time-zone-aware timestamps, which are sent in UTC.
 const UTC: &str = "UTC";

@@ -105,9 +105,6 @@ impl Format {
 /// Rows to hand an encoder per call: few enough that a batch's values stay in the
 /// processor's cache and their allocations are reused from one batch to the next.
 pub const ENCODE_BATCH_ROWS: usize = 512;
-/// Rows per Arrow record batch: enough that each batch's fixed cost (its message, an array
-/// per column) is spread thin.
-const RECORD_BATCH_ROWS: usize = 8_192;
 
 /// Writes a streamed format: a header, batches of rows, an end.
 pub trait Encoder: Send {
@@ -127,6 +124,8 @@ mod tests {
     use arrow_array::RecordBatch;
     use arrow_schema::{DataType, TimeUnit};
     use plugboard_connector::{CommonType, Value};
+
+    use super::arrow::RECORD_BATCH_ROWS;
 
     use super::*;
 
